@@ -1,0 +1,19 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/packer-plugin-sdk/plugin"
+
+	"github.com/osimage/packer-plugin-osimage/version"
+)
+
+func main() {
+	pps := plugin.NewSet()
+	pps.SetVersion(version.PluginVersion)
+	if err := pps.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, err.Error())
+		os.Exit(1)
+	}
+}
