@@ -65,9 +65,9 @@ func TestCopyPreservesContentHolesAndHash(t *testing.T) {
 	zeros := make([]byte, 2<<20)
 	size := int64(48<<20 + 12345) // not block aligned
 	src := makeSparse(t, size, map[int64][]byte{
-		4096:     data,
-		16 << 20: zeros, // allocated but zero: must become a hole
-		40 << 20: data[:777],
+		4096:      data,
+		16 << 20:  zeros, // allocated but zero: must become a hole
+		40 << 20:  data[:777],
 		size - 10: []byte("tail-bytes"),
 	})
 	dstPath := filepath.Join(t.TempDir(), "dst.raw")
