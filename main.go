@@ -6,11 +6,13 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
+	vhdpp "github.com/osimage/packer-plugin-osimage/post-processor/vhd"
 	"github.com/osimage/packer-plugin-osimage/version"
 )
 
 func main() {
 	pps := plugin.NewSet()
+	pps.RegisterPostProcessor("vhd", new(vhdpp.PostProcessor))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())

@@ -44,7 +44,8 @@ type Stats struct {
 // Copy copies src into dst at the same offsets, reading only data extents
 // and leaving holes (and, unless KeepZeroBlocks, all-zero blocks) unwritten.
 // dst is truncated to the copied size, so unwritten ranges read as zeros.
-// dst should be empty or freshly created. Copy checks ctx between blocks.
+// dst should be empty or freshly created; a nil dst only reads and hashes.
+// Copy checks ctx between blocks.
 func Copy(ctx context.Context, dst, src *os.File, opts CopyOptions) (Stats, error) {
 	size := opts.Size
 	if size == 0 {
@@ -66,8 +67,10 @@ func Copy(ctx context.Context, dst, src *os.File, opts CopyOptions) (Stats, erro
 		return Stats{}, err
 	}
 	stats := Stats{Size: size, ExtentsFound: len(ext)}
-	if err := dst.Truncate(size); err != nil {
-		return stats, fmt.Errorf("size %s to %d bytes: %w", dst.Name(), size, err)
+	if dst != nil {
+		if err := dst.Truncate(size); err != nil {
+			return stats, fmt.Errorf("size %s to %d bytes: %w", dst.Name(), size, err)
+		}
 	}
 	buf := make([]byte, bs)
 	var done int64
@@ -108,7 +111,9 @@ func Copy(ctx context.Context, dst, src *os.File, opts CopyOptions) (Stats, erro
 			if _, err := src.ReadAt(b, off+opts.SrcOffset); err != nil {
 				return stats, fmt.Errorf("read %s at %d: %w", src.Name(), off+opts.SrcOffset, err)
 			}
-			if !opts.KeepZeroBlocks && IsZero(b) {
+			if dst == nil {
+				// Only hashing.
+			} else if !opts.KeepZeroBlocks && IsZero(b) {
 				stats.ZeroSkipped += n
 			} else {
 				if _, err := dst.WriteAt(b, off); err != nil {

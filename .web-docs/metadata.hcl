@@ -1,0 +1,12 @@
+# For full specification on the configuration of this file visit:
+# https://github.com/hashicorp/integration-template#metadata-configuration
+integration {
+  name        = "OS Image"
+  description = "Builds operating-system images from one description into raw disks, Azure fixed VHDs, Compute Gallery versions and OCI image indexes."
+  identifier  = "packer/osimage/osimage"
+  component {
+    type = "post-processor"
+    name = "VHD"
+    slug = "vhd"
+  }
+}
