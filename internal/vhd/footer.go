@@ -175,7 +175,9 @@ type FooterError struct {
 	Msg   string
 }
 
-func (e *FooterError) Error() string { return fmt.Sprintf("corrupt VHD footer: %s: %s", e.Field, e.Msg) }
+func (e *FooterError) Error() string {
+	return fmt.Sprintf("corrupt VHD footer: %s: %s", e.Field, e.Msg)
+}
 
 // Decode parses a footer. It accepts 512 bytes, or 511 (pre-2004 writers);
 // it fails with ErrNotVHD when the cookie is absent and with *FooterError
