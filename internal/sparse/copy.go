@@ -72,6 +72,11 @@ func Copy(ctx context.Context, dst, src *os.File, opts CopyOptions) (Stats, erro
 			return stats, fmt.Errorf("size %s to %d bytes: %w", dst.Name(), size, err)
 		}
 	}
+	if len(opts.Hashes) > 1 {
+		pw := newParallelWriter(opts.Hashes)
+		defer pw.Close()
+		opts.Hashes = []io.Writer{pw}
+	}
 	buf := make([]byte, bs)
 	var done int64
 	report := func() {

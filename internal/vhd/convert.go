@@ -184,9 +184,6 @@ func Convert(ctx context.Context, src, dst string, opts Options) (res Result, er
 		}
 		h.Write(fb[:])
 	}
-	if err := tmp.Sync(); err != nil {
-		return res, fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
 	if err := tmp.Close(); err != nil {
 		return res, err
 	}
@@ -259,10 +256,6 @@ func ConvertInPlace(ctx context.Context, path string, opts Options) (res Result,
 	if err := writeFooter(f, res.VirtualSize, fb); err != nil {
 		restore()
 		return res, err
-	}
-	if err := f.Sync(); err != nil {
-		restore()
-		return res, fmt.Errorf("sync %s: %w", path, err)
 	}
 	if err := hashExisting(ctx, f, res.VirtualSize+FooterSize, opts, &res); err != nil {
 		// The conversion itself is complete and valid; only the checksum failed.

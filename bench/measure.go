@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// sample is one timed run of a command in its own process.
+type sample struct {
+	wall   time.Duration
+	op     time.Duration // the operation alone, as timed inside our child processes
+	maxRSS int64         // bytes
+}
+
+// runOnce runs argv, returning wall time and the child's peak RSS.
+func runOnce(argv []string) (sample, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, stderr.String())
+	}
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	var rss int64
+	if ru != nil {
+		rss = ru.Maxrss * 1024 // Linux reports KiB
+	}
+	smp := sample{wall: wall, maxRSS: rss}
+	if _, after, ok := strings.Cut(stdout.String(), "op-ns: "); ok {
+		var ns int64
+		fmt.Sscan(after, &ns)
+		smp.op = time.Duration(ns)
+	}
+	return smp, nil
+}
+
+// contender is one way of doing the job.
+type contender struct {
+	name    string
+	argv    []string
+	prepare func() error // untimed, before every run (e.g. fresh input copy)
+	cleanup func() error // untimed, after every run
+}
+
+type result struct {
+	name    string
+	argv    []string
+	samples []sample
+}
+
+func (r result) median() time.Duration {
+	ws := make([]time.Duration, len(r.samples))
+	for i, s := range r.samples {
+		ws[i] = s.wall
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
+	return ws[len(ws)/2]
+}
+
+// medianOp is the median of the in-process operation times.
+func (r result) medianOp() time.Duration {
+	ws := make([]time.Duration, len(r.samples))
+	for i, s := range r.samples {
+		ws[i] = s.op
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
+	return ws[len(ws)/2]
+}
+
+func (r result) peakRSS() int64 {
+	var m int64
+	for _, s := range r.samples {
+		m = max(m, s.maxRSS)
+	}
+	return m
+}
+
+// compare runs the contenders n times each, interleaved, so that a busy
+// moment on the machine hits all of them alike.
+func compare(n int, cs []contender) ([]result, error) {
+	res := make([]result, len(cs))
+	for i, c := range cs {
+		res[i] = result{name: c.name, argv: c.argv}
+	}
+	for round := 0; round < n; round++ {
+		for i, c := range cs {
+			if c.prepare != nil {
+				if err := c.prepare(); err != nil {
+					return nil, err
+				}
+			}
+			dropCaches()
+			s, err := runOnce(c.argv)
+			if err != nil {
+				return nil, err
+			}
+			res[i].samples = append(res[i].samples, s)
+			if c.cleanup != nil {
+				if err := c.cleanup(); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// dropCaches writes dirty pages back so one run's writeback does not land
+// on the next; the input itself stays cached for every contender alike.
+func dropCaches() { syscall.Sync() }
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func fmtMiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// machine describes where the numbers come from.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	var fs syscall.Statfs_t
+	kind := ""
+	if syscall.Statfs(".", &fs) == nil {
+		switch fs.Type {
+		case 0xEF53:
+			kind = ", ext4 scratch"
+		case 0x58465342:
+			kind = ", xfs scratch"
+		case 0x01021994:
+			kind = ", tmpfs scratch"
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs%s, %s", cpu, numCPU(), kind, time.Now().UTC().Format("2006-01-02"))
+}
