@@ -1,0 +1,105 @@
+package kiwi
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestMountsUnderListsDeepestFirstAndMatchesWholeComponents(t *testing.T) {
+	old := mountInfoPath
+	t.Cleanup(func() { mountInfoPath = old })
+	mountInfoPath = filepath.Join(t.TempDir(), "mountinfo")
+	os.WriteFile(mountInfoPath, []byte(`22 1 0:21 / / rw - ext4 /dev/vda rw
+30 22 0:5 / /t/build/image-root/dev rw - devtmpfs udev rw
+31 30 0:6 / /t/build/image-root/dev/pts rw - devpts devpts rw
+32 22 0:7 / /t/build/image-root/proc rw - proc proc rw
+33 22 0:8 / /t/with\040space rw - tmpfs tmpfs rw
+34 22 0:9 / /tother rw - tmpfs tmpfs rw
+`), 0o644)
+	got, err := mountsUnder("/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " | ") != "/t/build/image-root/dev/pts | /t/build/image-root/dev | /t/build/image-root/proc | /t/with space" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestRemoveTargetOfAMissingDirIsANoOp(t *testing.T) {
+	if err := RemoveTarget(filepath.Join(t.TempDir(), "none")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for mounts and loop devices")
+	}
+}
+
+// The case that matters: a KIWI killed mid-build leaves the host's /dev
+// bind-mounted in its image root. Removing the target must not delete
+// through the mount.
+func TestRemoveTargetDoesNotDeleteThroughBindMounts(t *testing.T) {
+	needRoot(t)
+	host := t.TempDir()
+	sentinel := filepath.Join(host, "device-node-stand-in")
+	os.WriteFile(sentinel, []byte("keep me"), 0o644)
+	target := filepath.Join(t.TempDir(), "kiwi")
+	dev := filepath.Join(target, "build", "image-root", "dev")
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, dev, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount not permitted here: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dev, unix.MNT_DETACH) })
+
+	if err := RemoveTarget(target); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(sentinel); err != nil || string(b) != "keep me" {
+		t.Fatalf("the bind-mounted directory was emptied: %v", err)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("target still there: %v", err)
+	}
+	if m, _ := mountsUnder(target); len(m) > 0 {
+		t.Errorf("mounts left: %q", m)
+	}
+}
+
+func TestRemoveTargetDetachesLoopDevices(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("no loop devices")
+	}
+	target := t.TempDir()
+	disk := filepath.Join(target, "disk.raw")
+	f, _ := os.Create(disk)
+	f.Truncate(4 << 20)
+	f.Close()
+	out, err := exec.Command("losetup", "-f", "--show", disk).Output()
+	if err != nil {
+		t.Skipf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	backing := filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file")
+	t.Cleanup(func() {
+		if _, err := os.Stat(backing); err == nil {
+			exec.Command("losetup", "-d", dev).Run()
+		}
+	})
+	if err := RemoveTarget(target); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(backing); err == nil {
+		t.Errorf("%s still attached to %s", dev, b)
+	}
+}
