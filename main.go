@@ -6,12 +6,14 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
+	"github.com/osimage/packer-plugin-osimage/datasource/matrix"
 	vhdpp "github.com/osimage/packer-plugin-osimage/post-processor/vhd"
 	"github.com/osimage/packer-plugin-osimage/version"
 )
 
 func main() {
 	pps := plugin.NewSet()
+	pps.RegisterDatasource("matrix", new(matrix.Datasource))
 	pps.RegisterPostProcessor("vhd", new(vhdpp.PostProcessor))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {

@@ -5,6 +5,11 @@ integration {
   description = "Builds operating-system images from one description into raw disks, Azure fixed VHDs, Compute Gallery versions and OCI image indexes."
   identifier  = "packer/osimage/osimage"
   component {
+    type = "data-source"
+    name = "Matrix"
+    slug = "matrix"
+  }
+  component {
     type = "post-processor"
     name = "VHD"
     slug = "vhd"
