@@ -16,6 +16,8 @@ type sample struct {
 	wall   time.Duration
 	op     time.Duration // the operation alone, as timed inside our child processes
 	maxRSS int64         // bytes
+	// fields are other "name: nanoseconds" lines a child printed.
+	fields map[string]time.Duration
 }
 
 // runOnce runs argv, returning wall time and the child's peak RSS.
@@ -34,11 +36,18 @@ func runOnce(argv []string) (sample, error) {
 	if ru != nil {
 		rss = ru.Maxrss * 1024 // Linux reports KiB
 	}
-	smp := sample{wall: wall, maxRSS: rss}
-	if _, after, ok := strings.Cut(stdout.String(), "op-ns: "); ok {
+	smp := sample{wall: wall, maxRSS: rss, fields: map[string]time.Duration{}}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		name, val, ok := strings.Cut(line, ": ")
 		var ns int64
-		fmt.Sscan(after, &ns)
-		smp.op = time.Duration(ns)
+		if _, err := fmt.Sscan(val, &ns); !ok || err != nil {
+			continue
+		}
+		if name == "op-ns" {
+			smp.op = time.Duration(ns)
+		} else {
+			smp.fields[name] = time.Duration(ns)
+		}
 	}
 	return smp, nil
 }
@@ -62,8 +71,13 @@ func (r result) median() time.Duration {
 	for i, s := range r.samples {
 		ws[i] = s.wall
 	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
-	return ws[len(ws)/2]
+	return median(ws)
+}
+
+func median(ds []time.Duration) time.Duration {
+	ds = append([]time.Duration(nil), ds...)
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
 }
 
 // medianOp is the median of the in-process operation times.
@@ -72,8 +86,7 @@ func (r result) medianOp() time.Duration {
 	for i, s := range r.samples {
 		ws[i] = s.op
 	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
-	return ws[len(ws)/2]
+	return median(ws)
 }
 
 func (r result) peakRSS() int64 {
