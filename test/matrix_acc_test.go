@@ -57,13 +57,13 @@ func TestMatrixDrivesOneBuildPerVariant(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(out, "vm-base-aarch64-virtualization-gen2.json"))
 	json.Unmarshal(b, &struct {
-		Arch              *string   `json:"arch"`
-		AzureArch         *string   `json:"azure_arch"`
-		HyperVGeneration  *string   `json:"hyperv_generation"`
-		Firmware          *string   `json:"firmware"`
-		Definition        *string   `json:"definition"`
-		Targets           *[]string `json:"targets"`
-		Profiles          *[]string `json:"profiles"`
+		Arch             *string   `json:"arch"`
+		AzureArch        *string   `json:"azure_arch"`
+		HyperVGeneration *string   `json:"hyperv_generation"`
+		Firmware         *string   `json:"firmware"`
+		Definition       *string   `json:"definition"`
+		Targets          *[]string `json:"targets"`
+		Profiles         *[]string `json:"profiles"`
 	}{&plan.Arch, &plan.AzureArch, &plan.HyperVGeneration, &plan.Firmware, &plan.Definition, &plan.Targets, &plan.Profiles})
 	if plan.Arch != "aarch64" || plan.AzureArch != "Arm64" || plan.HyperVGeneration != "V2" || plan.Firmware != "uefi" ||
 		plan.Definition != "vm-base.kiwi" || len(plan.Targets) != 1 || plan.Targets[0] != "azl4-acg:AzureLinux4-arm64" {
