@@ -9,26 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
 // makeSparse writes a sparse file of size bytes holding data at the given offsets.
 func makeSparse(t *testing.T, size int64, chunks map[int64][]byte) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "src.raw")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	for off, b := range chunks {
-		if _, err := f.WriteAt(b, off); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
+	return testutil.SparseFile(t, filepath.Join(t.TempDir(), "src.raw"), size, chunks)
 }
 
 func allocated(t *testing.T, p string) int64 {
