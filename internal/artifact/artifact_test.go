@@ -1,0 +1,104 @@
+package artifact
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fake is an artifact as another plugin (or Packer's RPC) presents it.
+type fake struct {
+	id    string
+	files []string
+	state map[string]interface{}
+}
+
+func (f fake) BuilderId() string             { return f.id }
+func (f fake) Files() []string               { return f.files }
+func (f fake) State(name string) interface{} { return f.state[name] }
+
+func TestFromReadsOwnModelAcrossRPC(t *testing.T) {
+	a := &Artifact{Builder: "osimage.builder.disk", Variant: Variant{Key: "k", Arch: "aarch64"},
+		Outputs: []File{{Path: "/o/k.raw", Role: RoleDisk, Format: "raw"}, {Path: "/o/k.kernel", Role: RoleKernel}}}
+	s, _ := a.State(StateKey).(string)
+	got, err := From(fake{id: a.Builder, files: a.Files(), state: map[string]interface{}{StateKey: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Variant != a.Variant || len(got.Outputs) != 2 || got.Outputs[1].Role != RoleKernel {
+		t.Fatalf("got %+v", got)
+	}
+	if _, err := got.One(RoleInitrd); err == nil || !strings.Contains(err.Error(), "no initrd file") {
+		t.Fatalf("One(initrd) err = %v", err)
+	}
+}
+
+func TestFromInfersRolesOfForeignArtifacts(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		in         fake
+		wantDisk   string
+		wantFormat string
+	}{
+		{"file builder, any name", fake{id: FileBuilderID, files: []string{"/out/disk.bin"}}, "/out/disk.bin", ""},
+		{"qemu builder raw", fake{id: QemuBuilderID, files: []string{"/out/packer-x", "/out/efivars.fd"},
+			state: map[string]interface{}{"diskPaths": []interface{}{"/out/packer-x"}, "diskType": "raw"}}, "/out/packer-x", "raw"},
+		{"qemu builder qcow2, []string state", fake{id: QemuBuilderID, files: []string{"/out/a.qcow2"},
+			state: map[string]interface{}{"diskPaths": []string{"/out/a.qcow2"}, "diskType": "qcow2"}}, "/out/a.qcow2", "qcow2"},
+		{"by extension among others", fake{id: "x", files: []string{"/o/readme.txt", "/o/d.img"}}, "/o/d.img", "raw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := From(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := a.One(RoleDisk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Path != tc.wantDisk || d.Format != tc.wantFormat {
+				t.Fatalf("disk %+v, want %s (%s)", d, tc.wantDisk, tc.wantFormat)
+			}
+		})
+	}
+	two, err := From(fake{id: "x", files: []string{"/a.raw", "/b.raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := two.One(RoleDisk); err == nil || !strings.Contains(err.Error(), "expected exactly one") {
+		t.Fatalf("two disks: err = %v", err)
+	}
+}
+
+func TestStateIsRPCSafeAndDestroyRemovesOnlyOwned(t *testing.T) {
+	dir := t.TempDir()
+	mine := filepath.Join(dir, "mine.vhd")
+	theirs := filepath.Join(dir, "theirs.raw")
+	os.WriteFile(mine, []byte("x"), 0o644)
+	os.WriteFile(theirs, []byte("y"), 0o644)
+	a := &Artifact{Builder: "b", Outputs: []File{{Path: theirs, Role: RoleDisk}, {Path: mine, Role: RoleVHD}},
+		Extra: map[string]string{"vhd_path": mine}, Generated: map[string]string{"DiskPath": theirs}, Owned: []string{mine}}
+	if a.State("vhd_path") != mine || a.State("nope") != nil {
+		t.Fatal("Extra state not returned as strings")
+	}
+	var m Artifact
+	if err := json.Unmarshal([]byte(a.State(StateKey).(string)), &m); err != nil || len(m.Outputs) != 2 {
+		t.Fatalf("model state: %v", err)
+	}
+	if gd, ok := a.State("generated_data").(map[string]interface{}); !ok || gd["DiskPath"] != theirs {
+		t.Fatalf("generated_data = %#v", a.State("generated_data"))
+	}
+	if c := a.Clone(); c.Destroy() != nil || !exists(mine) {
+		t.Fatal("a clone destroyed files it does not own")
+	}
+	if err := a.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if exists(mine) || !exists(theirs) {
+		t.Fatal("Destroy must remove exactly the owned files")
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }

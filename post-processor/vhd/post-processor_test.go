@@ -1,0 +1,94 @@
+package vhd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+)
+
+func configure(t *testing.T, raw map[string]interface{}) *PostProcessor {
+	t.Helper()
+	p := &PostProcessor{}
+	raw["packer_build_name"] = "b1"
+	raw["packer_builder_type"] = "osimage-disk"
+	if err := p.Configure(raw); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPostProcessConvertsQcow2ThroughQemuImg(t *testing.T) {
+	qemuImg := testutil.NeedTool(t, "qemu-img", "qemu-utils")
+	dir := t.TempDir()
+	raw := testutil.SparseFile(t, filepath.Join(dir, "src.raw"), 8<<20, map[int64][]byte{1 << 20: bytes.Repeat([]byte{7}, 4096)})
+	qcow := filepath.Join(dir, "disk.qcow2")
+	testutil.Run(t, qemuImg, "convert", "-f", "raw", "-O", "qcow2", raw, qcow)
+	in := &artifact.Artifact{Builder: artifact.QemuBuilderID, Variant: artifact.Variant{Key: "v1", Arch: "x86_64"},
+		Outputs: []artifact.File{{Path: qcow, Role: artifact.RoleDisk}}}
+	p := configure(t, map[string]interface{}{"output": filepath.Join(dir, "{{ .Key }}-{{ .Arch }}.vhd")})
+	out, keep, force, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !keep || force {
+		t.Fatalf("keep=%v force=%v, want the input kept but overridable", keep, force)
+	}
+	want := filepath.Join(dir, "v1-x86_64.vhd")
+	if out.State("vhd_path") != want || out.State("vhd_virtual_size") != "8388608" {
+		t.Fatalf("state: %v %v", out.State("vhd_path"), out.State("vhd_virtual_size"))
+	}
+	testutil.Run(t, qemuImg, "compare", "-f", "vpc", "-F", "raw", want, raw)
+	// The temporary raw conversion is gone.
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+func TestPostProcessInPlaceCannotBeDestroyedWithItsInput(t *testing.T) {
+	dir := t.TempDir()
+	raw := testutil.SparseFile(t, filepath.Join(dir, "d.raw"), 3<<20, map[int64][]byte{0: []byte("x")})
+	in := &artifact.Artifact{Builder: "packer.file", Outputs: []artifact.File{{Path: raw, Role: artifact.RoleDisk}}}
+	p := configure(t, map[string]interface{}{"in_place": true, "checksums": []string{"SHA256"}})
+	out, keep, force, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !keep || !force {
+		t.Fatal("in place, the input is the output: keep must be forced")
+	}
+	a, _ := artifact.From(out)
+	if v, err := a.One(artifact.RoleVHD); err != nil || v.Path != raw || len(v.SHA256) != 64 {
+		t.Fatalf("vhd entry %+v, %v", v, err)
+	}
+	if st, _ := os.Stat(raw); st.Size() != 3<<20+512 {
+		t.Fatalf("size %d", st.Size())
+	}
+}
+
+func TestPostProcessNamesMissingQemuImg(t *testing.T) {
+	dir := t.TempDir()
+	qcow := filepath.Join(dir, "d.qcow2")
+	os.WriteFile(qcow, append([]byte("QFI\xfb"), make([]byte, 1020)...), 0o644)
+	in := &artifact.Artifact{Builder: "x", Outputs: []artifact.File{{Path: qcow, Role: artifact.RoleDisk}}}
+	p := configure(t, map[string]interface{}{"qemu_img_path": "/nonexistent/qemu-img"})
+	_, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err == nil || !strings.Contains(err.Error(), "qemu-utils") {
+		t.Fatalf("err = %v, want it to name the package to install", err)
+	}
+}
+
+func TestPostProcessRejectsArtifactWithoutDisk(t *testing.T) {
+	in := &artifact.Artifact{Builder: "x", Outputs: []artifact.File{{Path: "/k", Role: artifact.RoleKernel}}}
+	_, _, _, err := configure(t, map[string]interface{}{}).PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err == nil || !strings.Contains(err.Error(), "no vhd file") && !strings.Contains(err.Error(), "no disk") {
+		t.Fatalf("err = %v", err)
+	}
+}
