@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
+	"github.com/osimage/packer-plugin-osimage/builder/disk"
 	"github.com/osimage/packer-plugin-osimage/datasource/matrix"
 	vhdpp "github.com/osimage/packer-plugin-osimage/post-processor/vhd"
 	"github.com/osimage/packer-plugin-osimage/version"
@@ -13,6 +14,7 @@ import (
 
 func main() {
 	pps := plugin.NewSet()
+	pps.RegisterBuilder("disk", new(disk.Builder))
 	pps.RegisterDatasource("matrix", new(matrix.Datasource))
 	pps.RegisterPostProcessor("vhd", new(vhdpp.PostProcessor))
 	pps.SetVersion(version.PluginVersion)

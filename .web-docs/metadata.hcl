@@ -10,6 +10,11 @@ integration {
     slug = "matrix"
   }
   component {
+    type = "builder"
+    name = "Disk"
+    slug = "disk"
+  }
+  component {
     type = "post-processor"
     name = "VHD"
     slug = "vhd"

@@ -15,7 +15,8 @@ import (
 
 // generated reports whether a repository path is produced by go generate.
 func generated(rel string) bool {
-	return strings.HasSuffix(rel, ".hcl2spec.go") || strings.HasPrefix(rel, "docs-partials"+string(filepath.Separator))
+	return strings.HasSuffix(rel, ".hcl2spec.go") || strings.HasPrefix(rel, "docs-partials"+string(filepath.Separator)) ||
+		strings.HasPrefix(rel, ".web-docs"+string(filepath.Separator)) && strings.HasSuffix(rel, "README.md")
 }
 
 // TestGeneratedCodeAndDocsAreCurrent regenerates the HCL2 specs and the docs
@@ -36,7 +37,7 @@ func TestGeneratedCodeAndDocsAreCurrent(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		if d.IsDir() {
-			if rel != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "dist") {
+			if rel != "." && (strings.HasPrefix(d.Name(), ".") && d.Name() != ".web-docs" || d.Name() == "node_modules" || d.Name() == "dist") {
 				return filepath.SkipDir
 			}
 			return os.MkdirAll(filepath.Join(copyRoot, rel), 0o755)
@@ -60,8 +61,22 @@ func TestGeneratedCodeAndDocsAreCurrent(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go generate: %v\n%s", err, out)
 	}
+	// The docs as `make generate` renders them into .web-docs.
+	for _, args := range [][]string{
+		{sdc, "renderdocs", "-src", "docs", "-partials", "docs-partials/", "-dst", ".docs/"},
+		{"bash", "scripts/web-docs.sh"},
+	} {
+		c := exec.Command(args[0], args[1:]...)
+		c.Dir = copyRoot
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
 	got := map[string][]byte{}
 	filepath.WalkDir(copyRoot, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == ".docs" {
+			return filepath.SkipDir
+		}
 		if err == nil && !d.IsDir() {
 			rel, _ := filepath.Rel(copyRoot, p)
 			if generated(rel) {

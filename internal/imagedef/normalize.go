@@ -1,6 +1,7 @@
 package imagedef
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -222,4 +223,57 @@ func checkCombination(vals *[numBuiltins]string) (dim, val, other, otherVal stri
 		}
 	}
 	return "", "", "", "", nil, true
+}
+
+// Builtins are the values of the built-in dimensions of one variant, as
+// users spell them (for components configured one variant at a time, such
+// as the osimage-disk builder).
+type Builtins struct {
+	Arch, Platform, HyperVGeneration, Firmware string
+}
+
+// Normalize returns b in canonical spellings, using this file's one table:
+// an empty arch or platform takes the dimension's default, an empty
+// firmware is derived (V1: bios; V2 and aarch64: uefi). It returns one error
+// per unknown value, naming the accepted spellings, and one for a
+// combination that cannot exist (aarch64 with V1, V2 with bios, ...).
+func Normalize(b Builtins) (Builtins, []error) {
+	vals := [numBuiltins]string{b.Arch, b.Platform, b.HyperVGeneration, b.Firmware}
+	var errs []error
+	for i := range builtinDims {
+		d := &builtinDims[i]
+		if strings.TrimSpace(vals[i]) == "" {
+			vals[i] = ""
+			if len(d.defaults) == 1 {
+				vals[i] = d.defaults[0]
+			}
+			continue
+		}
+		c, ok := d.normalize(strings.TrimSpace(vals[i]))
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s = %q: unknown %s; want %s", d.name, vals[i], d.what, d.accepted()))
+			vals[i] = ""
+			continue
+		}
+		vals[i] = c
+	}
+	if vals[bFirmware] == "" {
+		vals[bFirmware] = deriveFirmware(&vals)
+	}
+	if len(errs) == 0 {
+		if dim, val, other, otherVal, allowed, ok := checkCombination(&vals); !ok {
+			errs = append(errs, fmt.Errorf("%s %s cannot have %s %s (allowed: %s)", dim, val, other, otherVal, strings.Join(allowed, ", ")))
+		}
+	}
+	return Builtins{vals[bArch], vals[bPlatform], vals[bGeneration], vals[bFirmware]}, errs
+}
+
+// ArchSpellings returns the OCI (amd64, arm64) and Azure (x64, Arm64)
+// spellings of an arch in any accepted spelling, or false.
+func ArchSpellings(arch string) (oci, azure string, ok bool) {
+	v := builtinDims[bArch].lookup(arch)
+	if v == nil {
+		return "", "", false
+	}
+	return v.oci, v.azure, true
 }

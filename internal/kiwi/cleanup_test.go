@@ -103,3 +103,33 @@ func TestRemoveTargetDetachesLoopDevices(t *testing.T) {
 		t.Errorf("%s still attached to %s", dev, b)
 	}
 }
+
+func TestRemoveAllParallelRemovesATreeButNotWhatLinksPointTo(t *testing.T) {
+	outside := t.TempDir()
+	keep := filepath.Join(outside, "keep")
+	os.WriteFile(keep, []byte("x"), 0o644)
+	dir := filepath.Join(t.TempDir(), "tree")
+	for i := 0; i < 50; i++ {
+		d := filepath.Join(dir, "a", strings.Repeat("b/", i%5), "c")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "f"+strings.Repeat("x", i)), []byte("data"), 0o644)
+	}
+	os.MkdirAll(filepath.Join(dir, "empty", "dirs"), 0o755)
+	os.Symlink(outside, filepath.Join(dir, "a", "link-to-dir"))
+	os.Symlink(keep, filepath.Join(dir, "link-to-file"))
+	os.Symlink("/nonexistent", filepath.Join(dir, "dangling"))
+	if err := removeAllParallel(dir, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Fatalf("%s still there: %v", dir, err)
+	}
+	if b, err := os.ReadFile(keep); err != nil || string(b) != "x" {
+		t.Fatalf("a link target outside the tree was touched: %v", err)
+	}
+	if err := removeAllParallel(dir, 4); err != nil {
+		t.Errorf("removing a missing dir: %v", err)
+	}
+}

@@ -1,0 +1,400 @@
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,KiwiConfig,RepositoryConfig
+//go:generate packer-sdc struct-markdown
+
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/hashicorp/packer-plugin-sdk/common"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/osimage/packer-plugin-osimage/internal/imagedef"
+	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
+)
+
+// Boot file modes of `boot_files`.
+const (
+	BootFilesAuto   = "auto"
+	BootFilesAlways = "always"
+	BootFilesNever  = "never"
+)
+
+// Platforms.
+const (
+	PlatformVirtualization = "virtualization"
+	PlatformBaremetal      = "baremetal"
+)
+
+// Config is the configuration of the osimage-disk builder. The disk comes
+// from exactly one of a `kiwi {}` block (a KIWI build) or `source_image`
+// (an existing raw or qcow2 disk). The variant fields (`key`, `arch`,
+// `platform`, ...) carry the names the osimage-matrix datasource outputs, so
+// a `dynamic "source"` block can pass them through one to one; they describe
+// the disk in the artifact and decide whether kernel, initramfs and rootfs
+// are split out.
+type Config struct {
+	common.PackerConfig `mapstructure:",squash"`
+
+	// Build the disk with KIWI (`kiwi-ng system build`). Exclusive with
+	// `source_image`. See the `kiwi` block below.
+	Kiwi *KiwiConfig `mapstructure:"kiwi"`
+	// Path of an existing disk to start from instead of a KIWI build: raw,
+	// or qcow2/vmdk/vhdx/VHD (converted to raw with `qemu-img`). It is
+	// copied sparsely into the output directory; the source is never
+	// changed. Exclusive with the `kiwi` block.
+	SourceImage string `mapstructure:"source_image"`
+	// Checksum the source image must have, checked while it is copied:
+	// `sha256:HEX`, `sha512:HEX`, a bare 64-digit hex SHA-256, or
+	// `file:PATH` naming a checksum file in `sha256sum`/`sha512sum` or BSD
+	// format (the line for the image's file name is used, or the only line).
+	// Defaults to no check. A mismatch fails the build and removes the copy.
+	SourceImageChecksum string `mapstructure:"source_image_checksum"`
+	// qemu-img binary used to convert a non-raw `source_image`. Defaults to
+	// `qemu-img` on PATH (Debian package `qemu-utils`).
+	QemuImgPath string `mapstructure:"qemu_img_path"`
+
+	// Variant key, as the osimage-matrix datasource returns it (e.g.
+	// `vm-base-x86_64-virtualization`). Names the disk file `<key>.raw`.
+	// Defaults to the build name (the source block's name).
+	Key string `mapstructure:"key"`
+	// The image of the matrix this disk belongs to (e.g. `vm-base`); metadata only.
+	Image string `mapstructure:"image"`
+	// Name the image is published under; metadata only.
+	ImageName string `mapstructure:"image_name"`
+	// Architecture of the disk: `x86_64` or `aarch64` (`amd64`, `x64` and
+	// `arm64` are accepted and normalised). Defaults to this machine's
+	// architecture. KIWI builds only for the host's architecture.
+	Arch string `mapstructure:"arch"`
+	// `virtualization` or `baremetal` (`virt`, `vm`, `metal`, `bare-metal`
+	// are accepted too). Defaults to `virtualization`. Baremetal variants get
+	// kernel, initramfs and rootfs files when `boot_files = "auto"`.
+	Platform string `mapstructure:"platform"`
+	// Hyper-V generation the disk is for: `V1` or `V2` (`gen1`, `gen2`, `1`
+	// and `2` are accepted). Defaults to none. Metadata only: the KIWI
+	// profile decides how the disk boots.
+	HyperVGeneration string `mapstructure:"hyperv_generation"`
+	// Firmware the disk boots with: `bios` or `uefi` (`legacy`, `efi` are
+	// accepted). Defaults to what `hyperv_generation` implies (V1 bios, V2
+	// uefi), else `uefi` for aarch64, else none. Metadata only.
+	Firmware string `mapstructure:"firmware"`
+	// Version of the distribution; metadata only.
+	DistroVersion string `mapstructure:"distro_version"`
+
+	// Whether to put the kernel, the initramfs and the root filesystem image
+	// next to the disk: `auto` (when `platform` is `baremetal`), `always` or
+	// `never`. They are taken from KIWI's kis output when the build made
+	// one, otherwise extracted from the disk without mounting anything (GPT
+	// or MBR, ext2/3/4 root, kernel from `/boot` or a boot partition).
+	// Defaults to `auto`.
+	BootFiles string `mapstructure:"boot_files"`
+	// Directory for the disk and everything else this build writes.
+	// Defaults to `output-<build name>`. It must not exist, unless `packer
+	// build -force` is given: then it is deleted first (safely, even if a
+	// killed KIWI left mounts inside it).
+	OutputDirectory string `mapstructure:"output_directory"`
+
+	ctx interpolate.Context
+
+	// Set by Prepare.
+	kiwiFile string // base name of the KIWI file when description named one
+	diskName string // file name of the disk in the output directory
+}
+
+// KiwiConfig is the `kiwi` block: how to run `kiwi-ng system build`.
+// Arguments are passed to kiwi-ng directly, never through a shell.
+type KiwiConfig struct {
+	// The KIWI description: a directory holding `config.xml` or a `*.kiwi`
+	// file, or the path of the KIWI file itself (what the osimage-matrix
+	// datasource returns as `definition_path`; then `--description` is its
+	// directory and `--kiwi-file` its name).
+	Description string `mapstructure:"description" required:"true"`
+	// Description file to use inside the description directory
+	// (`--kiwi-file`), when it holds several. Defaults to KIWI's choice
+	// (`config.xml`, else the `*.kiwi` file).
+	KiwiFile string `mapstructure:"kiwi_file"`
+	// Profiles to build (`--profile`, repeated), e.g. the datasource's
+	// `profiles`. Defaults to none. An unknown profile fails with KIWI's own
+	// message.
+	Profiles []string `mapstructure:"profiles"`
+	// Build type (`--type`) when the description has several, e.g. `oem`.
+	// Defaults to the description's primary type.
+	Type string `mapstructure:"type"`
+	// KIWI's `--target-arch`. Defaults to none. KIWI only renames its outputs
+	// with it and does not cross-build; setting it also allows `arch` to
+	// differ from the host's (for hosts with binfmt emulation set up).
+	TargetArch string `mapstructure:"target_arch"`
+	// The kiwi-ng executable, a path or a name looked up in PATH. Defaults to
+	// `kiwi-ng` (Debian packages `kiwi kiwi-systemdeps-disk-images`).
+	KiwiPath string `mapstructure:"kiwi_path"`
+	// Repositories added to the description's (`--add-repo`), in order.
+	Repositories []RepositoryConfig `mapstructure:"repository"`
+	// Replaces the description's first repository (`--set-repo`); only the
+	// fields given change. Useful to point a description at a local mirror.
+	SetRepository *RepositoryConfig `mapstructure:"set_repository"`
+	// Extra packages installed on top of the description's (`--add-package`).
+	Packages []string `mapstructure:"packages"`
+	// Drop every repository of the description (`--ignore-repos`); then give
+	// them with `repository` blocks. Defaults to `false`.
+	IgnoreRepos bool `mapstructure:"ignore_repos"`
+	// A KIWI runtime configuration file (`--config`), for example one that
+	// disables a runtime check. Defaults to none.
+	RuntimeConfig string `mapstructure:"runtime_config"`
+	// Extra global options, placed before `system build` (e.g.
+	// `["--debug"]`). Defaults to none.
+	ExtraGlobalArgs []string `mapstructure:"extra_global_args"`
+	// Extra `system build` options, placed last (e.g.
+	// `["--clear-cache"]`). Defaults to none.
+	ExtraBuildArgs []string `mapstructure:"extra_build_args"`
+	// KIWI's `--loglevel` (10 debug, 20 info, ...). Defaults to KIWI's own.
+	LogLevel int `mapstructure:"log_level"`
+}
+
+// RepositoryConfig is a `repository` or `set_repository` block, in the
+// fields KIWI's `--add-repo`/`--set-repo` understand.
+type RepositoryConfig struct {
+	// Repository URI (`http://`, `https://`, `dir://`, `obs://`, ...).
+	Source string `mapstructure:"source" required:"true"`
+	// KIWI repository type: `apt-deb`, `rpm-md`, `rpm-dir`, ... Defaults to
+	// KIWI's (`rpm-md`), or for `set_repository` the description's.
+	Type string `mapstructure:"type"`
+	// Repository alias. Defaults to one KIWI derives.
+	Alias string `mapstructure:"alias"`
+	// Package manager priority. Defaults to unset.
+	Priority int `mapstructure:"priority"`
+	// Keep the repository configured inside the image. Defaults to `false`.
+	ImageInclude bool `mapstructure:"image_include"`
+	// Check package signatures. Defaults to KIWI's default.
+	PackageGPGCheck config.Trilean `mapstructure:"package_gpgcheck"`
+	// Check repository metadata signatures. Defaults to KIWI's default.
+	RepoGPGCheck config.Trilean `mapstructure:"repo_gpgcheck"`
+	// Signing key URIs (`file:///...`) trusted for this repository.
+	SigningKeys []string `mapstructure:"signing_keys"`
+	// Debian components, e.g. `["main", "contrib"]`.
+	Components []string `mapstructure:"components"`
+	// Debian suite, e.g. `bookworm`.
+	Distribution string `mapstructure:"distribution"`
+}
+
+func (r RepositoryConfig) repo() kiwi.Repo {
+	return kiwi.Repo{
+		Source: r.Source, Type: r.Type, Alias: r.Alias, Priority: r.Priority,
+		ImageInclude:    r.ImageInclude,
+		PackageGPGCheck: r.PackageGPGCheck.ToBoolPointer(),
+		SigningKeys:     r.SigningKeys,
+		Components:      r.Components,
+		Distribution:    r.Distribution,
+		RepoGPGCheck:    r.RepoGPGCheck.ToBoolPointer(),
+	}
+}
+
+// Prepare decodes, defaults and validates the configuration. Only what the
+// template says is checked here (and that named files exist); the host
+// (root, loop devices, kiwi-ng installed) is checked when the build starts.
+func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
+	err := config.Decode(c, &config.DecodeOpts{
+		PluginType:         "osimage-disk",
+		Interpolate:        true,
+		InterpolateContext: &c.ctx,
+	}, raws...)
+	if err != nil {
+		return nil, err
+	}
+	var errs *packersdk.MultiError
+	add := func(err error) { errs = packersdk.MultiErrorAppend(errs, err) }
+
+	switch {
+	case c.Kiwi != nil && c.SourceImage != "":
+		add(errors.New("kiwi and source_image exclude each other: the disk comes from exactly one of them"))
+	case c.Kiwi == nil && c.SourceImage == "":
+		add(errors.New(`no disk source: add a kiwi { description = "..." } block, or set source_image to an existing disk`))
+	}
+	if c.Kiwi != nil {
+		for _, err := range c.Kiwi.prepare(c) {
+			add(err)
+		}
+	}
+	if c.SourceImage != "" {
+		for _, err := range c.prepareSourceImage() {
+			add(err)
+		}
+	} else if c.SourceImageChecksum != "" {
+		add(errors.New("source_image_checksum is set but source_image is not"))
+	}
+	if c.QemuImgPath == "" {
+		c.QemuImgPath = "qemu-img"
+	}
+
+	for _, err := range c.prepareVariant() {
+		add(err)
+	}
+	switch c.BootFiles = strings.ToLower(strings.TrimSpace(c.BootFiles)); c.BootFiles {
+	case "":
+		c.BootFiles = BootFilesAuto
+	case BootFilesAuto, BootFilesAlways, BootFilesNever:
+	default:
+		add(fmt.Errorf("boot_files = %q: want \"auto\", \"always\" or \"never\"", c.BootFiles))
+	}
+
+	name := c.Key
+	if name == "" {
+		name = c.PackerBuildName
+	}
+	if name == "" {
+		name = "disk"
+	}
+	if strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		add(fmt.Errorf("key %q cannot name a file: it holds a path separator", name))
+	}
+	c.diskName = name + ".raw"
+	if c.OutputDirectory == "" {
+		c.OutputDirectory = "output-" + c.PackerBuildName
+		if c.PackerBuildName == "" {
+			c.OutputDirectory = "output-" + name
+		}
+	}
+	if abs, err := filepath.Abs(c.OutputDirectory); err == nil {
+		c.OutputDirectory = abs
+	}
+
+	if errs != nil && len(errs.Errors) > 0 {
+		return nil, errs
+	}
+	return generatedNames, nil
+}
+
+func (k *KiwiConfig) prepare(c *Config) []error {
+	var errs []error
+	if k.Description == "" {
+		errs = append(errs, errors.New("kiwi.description is required: a KIWI description directory or its .kiwi/config.xml file"))
+	} else {
+		desc, err := filepath.Abs(k.Description)
+		if err != nil {
+			return append(errs, fmt.Errorf("kiwi.description %q: %w", k.Description, err))
+		}
+		st, err := os.Stat(desc)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("kiwi.description: %w", err))
+		case st.Mode().IsRegular():
+			// The KIWI file itself, as the matrix datasource returns it.
+			base := filepath.Base(desc)
+			if k.KiwiFile != "" && k.KiwiFile != base {
+				errs = append(errs, fmt.Errorf("kiwi.description names the file %s but kiwi.kiwi_file is %q: give the directory, or drop kiwi_file", desc, k.KiwiFile))
+			}
+			k.Description = filepath.Dir(desc)
+			if base != "config.xml" {
+				c.kiwiFile = base
+			}
+		default:
+			k.Description = desc
+			c.kiwiFile = k.KiwiFile
+		}
+		if err == nil {
+			if cerr := kiwi.CheckDescription(k.Description, c.kiwiFile); cerr != nil {
+				errs = append(errs, fmt.Errorf("kiwi.description: %w", cerr))
+			}
+		}
+	}
+	if k.KiwiPath == "" {
+		k.KiwiPath = kiwi.DefaultBinary
+	}
+	if k.LogLevel < 0 {
+		errs = append(errs, fmt.Errorf("kiwi.log_level = %d: must not be negative", k.LogLevel))
+	}
+	if k.RuntimeConfig != "" {
+		if abs, err := filepath.Abs(k.RuntimeConfig); err == nil {
+			k.RuntimeConfig = abs
+		}
+		if _, err := os.Stat(k.RuntimeConfig); err != nil {
+			errs = append(errs, fmt.Errorf("kiwi.runtime_config: %w", err))
+		}
+	}
+	for i, p := range k.Profiles {
+		if p == "" || strings.ContainsAny(p, " \t\n,") {
+			errs = append(errs, fmt.Errorf("kiwi.profiles[%d] = %q: a profile name is non-empty and holds no space or ','", i, p))
+		}
+	}
+	for i, p := range k.Packages {
+		if p == "" || strings.ContainsAny(p, " \t\n") {
+			errs = append(errs, fmt.Errorf("kiwi.packages[%d] = %q: a package name is non-empty and holds no space", i, p))
+		}
+	}
+	for i, r := range k.Repositories {
+		if err := r.repo().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("kiwi.repository[%d]: %w", i, err))
+		}
+	}
+	if k.SetRepository != nil {
+		if err := k.SetRepository.repo().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("kiwi.set_repository: %w", err))
+		}
+	}
+	return errs
+}
+
+func (c *Config) prepareSourceImage() []error {
+	var errs []error
+	abs, err := filepath.Abs(c.SourceImage)
+	if err != nil {
+		return []error{fmt.Errorf("source_image %q: %w", c.SourceImage, err)}
+	}
+	c.SourceImage = abs
+	st, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("source_image: %w", err))
+	case !st.Mode().IsRegular():
+		errs = append(errs, fmt.Errorf("source_image %s is not a regular file", abs))
+	case st.Size() == 0:
+		errs = append(errs, fmt.Errorf("source_image %s is empty", abs))
+	}
+	if c.SourceImageChecksum != "" {
+		if _, err := parseChecksum(c.SourceImageChecksum); err != nil {
+			errs = append(errs, fmt.Errorf("source_image_checksum: %w", err))
+		}
+	}
+	return errs
+}
+
+// prepareVariant normalises the variant fields with the matrix
+// datasource's one table (internal/imagedef), so both spell and derive them
+// alike. The arch defaults to this machine's.
+func (c *Config) prepareVariant() []error {
+	if c.Arch == "" {
+		c.Arch = hostArch()
+	}
+	b, errs := imagedef.Normalize(imagedef.Builtins{Arch: c.Arch, Platform: c.Platform, HyperVGeneration: c.HyperVGeneration, Firmware: c.Firmware})
+	c.Arch, c.Platform, c.HyperVGeneration, c.Firmware = b.Arch, b.Platform, b.HyperVGeneration, b.Firmware
+	return errs
+}
+
+// wantBootFiles says whether kernel, initramfs and rootfs belong in the
+// artifact.
+func (c *Config) wantBootFiles() bool {
+	switch c.BootFiles {
+	case BootFilesAlways:
+		return true
+	case BootFilesNever:
+		return false
+	}
+	return c.Platform == PlatformBaremetal
+}
+
+// key is the variant key, or the build name when none is given.
+func (c *Config) key() string { return strings.TrimSuffix(c.diskName, ".raw") }
+
+// hostArch is this machine's architecture in uname -m spelling.
+func hostArch() string {
+	if b, errs := imagedef.Normalize(imagedef.Builtins{Arch: runtime.GOARCH}); len(errs) == 0 {
+		return b.Arch
+	}
+	return runtime.GOARCH
+}

@@ -1,0 +1,109 @@
+package disk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/bootfiles"
+)
+
+// StepBootFiles puts the kernel, the initramfs and the root filesystem
+// image next to the disk when the variant needs them (boot_files). KIWI's
+// kis files, if StepKiwiBuild found any, are used as they are, unless a
+// step before this one changed the disk (StateDiskChanged, the QEMU
+// phase); otherwise they are extracted from the disk without mounting
+// anything (internal/bootfiles). Cleanup removes them when the build fails
+// or is cancelled.
+type StepBootFiles struct {
+	written []string
+}
+
+func (s *StepBootFiles) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	c := state.Get(StateConfig).(*Config)
+	ui := state.Get("ui").(packersdk.Ui)
+	out := getOutputs(state)
+	if !c.wantBootFiles() {
+		return multistep.ActionContinue
+	}
+	fail := func(err error) multistep.StepAction {
+		state.Put("error", err)
+		ui.Error(err.Error())
+		return multistep.ActionHalt
+	}
+
+	_, changed := state.GetOk(StateDiskChanged)
+	_, haveKernel := out.one(artifact.RoleKernel)
+	if haveKernel && !changed {
+		ui.Say("Kernel, initramfs and rootfs come from KIWI's kis output")
+		return s.publish(state, out)
+	}
+	if haveKernel { // stale: made before the disk was changed
+		kept := out.Files[:0]
+		for _, f := range out.Files {
+			switch f.Role {
+			case artifact.RoleKernel, artifact.RoleInitrd, artifact.RoleRootfs:
+				os.Remove(f.Path)
+			default:
+				kept = append(kept, f)
+			}
+		}
+		out.Files = kept
+	}
+
+	disk, ok := out.one(artifact.RoleDisk)
+	if !ok {
+		return fail(fmt.Errorf("no disk to take boot files from"))
+	}
+	base := filepath.Join(c.OutputDirectory, c.key())
+	opts := bootfiles.Options{
+		Disk:   disk.Path,
+		Arch:   c.Arch,
+		Kernel: base + ".kernel",
+		Initrd: base + ".initrd",
+		Rootfs: base + ".rootfs",
+	}
+	s.written = []string{opts.Kernel, opts.Initrd, opts.Rootfs}
+	ui.Sayf("Extracting kernel, initramfs and rootfs from %s", disk.Path)
+	res, err := bootfiles.Extract(ctx, opts)
+	if err != nil {
+		return fail(fmt.Errorf("boot files (boot_files = %q, platform %s): %w", c.BootFiles, c.Platform, err))
+	}
+	ui.Sayf("Root filesystem: %s (%s)", res.Root.Partition, res.Root.Reason)
+	for _, f := range []struct {
+		role string
+		file bootfiles.File
+		fmt  string
+	}{
+		{artifact.RoleKernel, res.Kernel, ""},
+		{artifact.RoleInitrd, res.Initrd, ""},
+		{artifact.RoleRootfs, res.Rootfs, res.Root.Filesystem.Type},
+	} {
+		ui.Sayf("%s: %s (from %s)", f.role, f.file.Path, f.file.Source)
+		out.add(artifact.File{Path: f.file.Path, Role: f.role, Format: f.fmt, SHA256: f.file.SHA256})
+	}
+	return s.publish(state, out)
+}
+
+func (s *StepBootFiles) publish(state multistep.StateBag, out *outputs) multistep.StepAction {
+	for role, name := range map[string]string{artifact.RoleKernel: "KernelPath", artifact.RoleInitrd: "InitrdPath", artifact.RoleRootfs: "RootfsPath"} {
+		if f, ok := out.one(role); ok {
+			putGenerated(state, name, f.Path)
+		}
+	}
+	return multistep.ActionContinue
+}
+
+func (s *StepBootFiles) Cleanup(state multistep.StateBag) {
+	if !halted(state) {
+		return
+	}
+	for _, p := range s.written {
+		os.Remove(p)
+	}
+}
