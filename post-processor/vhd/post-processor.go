@@ -177,7 +177,9 @@ func (p *PostProcessor) outputPath(a *artifact.Artifact, src string) (string, er
 // file next to the output.
 func (p *PostProcessor) toRaw(ctx context.Context, ui packersdk.Ui, src, format, dst string) (string, error) {
 	ui.Sayf("%s is %s; converting it to raw with qemu-img first", src, format)
-	tmp, err := qemuimg.ToRaw(ctx, p.config.QemuImgPath, src, format, filepath.Dir(dst))
+	progress := packerutil.NewProgress(ui, "qemu-img convert "+filepath.Base(src))
+	defer progress.Close()
+	tmp, err := qemuimg.ToRaw(ctx, p.config.QemuImgPath, src, format, filepath.Dir(dst), progress.Update)
 	if err != nil {
 		return "", fmt.Errorf("osimage-vhd: %w", err)
 	}
