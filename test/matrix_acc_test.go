@@ -113,3 +113,26 @@ func TestMatrixJSONOneLiner(t *testing.T) {
 		}
 	}
 }
+
+// TestDebianPipelineExampleValidates checks the template `make demo` runs:
+// the matrix feeds osimage-disk sources, one per variant of this machine's
+// architecture, chained into osimage-vhd.
+func TestDebianPipelineExampleValidates(t *testing.T) {
+	env := acc.Setup(t)
+	r := env.MustRun(t, env.Root, nil, "validate", "--evaluate-datasources", filepath.Join(env.Root, "example", "debian"))
+	if !strings.Contains(r.Output(), "The configuration is valid") {
+		t.Fatalf("validate: %s", r.Output())
+	}
+	out := filepath.Join(t.TempDir(), "m.json")
+	env.MustRun(t, env.Root, nil, "build", "-var", "config="+filepath.Join(env.Root, "example", "debian", "images.toml"),
+		"-var", "output="+out, filepath.Join(env.Root, "example", "matrix-json"))
+	b, _ := os.ReadFile(out)
+	for _, k := range []string{"debian-vm-x86_64-virtualization-gen1", "debian-vm-aarch64-virtualization-gen2"} {
+		if !strings.Contains(string(b), `"key":"`+k+`"`) {
+			t.Errorf("matrix lacks %s: %s", k, b)
+		}
+	}
+	if strings.Contains(string(b), "x86_64-virtualization-gen2") {
+		t.Errorf("the exclude rule did not drop x86_64 gen2: %s", b)
+	}
+}

@@ -1,0 +1,80 @@
+# The whole pipeline on one machine: image definitions in TOML, expanded by
+# the osimage-matrix data source, each variant built by osimage-disk with
+# KIWI (kernel, initramfs and rootfs split out), then converted to a fixed
+# VHD for Azure. `make demo` runs it:
+#
+#   sudo packer build -var debian_mirror=http://deb.debian.org/debian example/debian
+#
+# Needs root, loop devices and Debian's KIWI (apt-get install kiwi
+# kiwi-systemdeps-disk-images). A KIWI build takes about 2.5 minutes here;
+# variants for another architecture need a builder of that architecture,
+# hence `only` defaults to this machine's.
+packer {
+  required_plugins {
+    osimage = {
+      source  = "github.com/osimage/osimage"
+      version = ">= 0.1.0"
+    }
+  }
+}
+
+variable "only" {
+  type        = list(string)
+  default     = ["x86_64"]
+  description = "Build the variants matching all of these (image names, keys, dimension values)."
+}
+
+variable "debian_mirror" {
+  type        = string
+  default     = "http://deb.debian.org/debian"
+  description = "Debian archive the image's packages come from."
+}
+
+variable "output_dir" {
+  type    = string
+  default = "output"
+}
+
+data "osimage-matrix" "debian" {
+  config = "${path.root}/images.toml"
+  only   = var.only
+}
+
+source "osimage-disk" "variant" {}
+
+build {
+  dynamic "source" {
+    for_each = { for v in data.osimage-matrix.debian.variants : v.key => v }
+    iterator = v
+    labels   = ["osimage-disk.variant"]
+    content {
+      name              = v.key
+      key               = v.key
+      image             = v.value.image
+      image_name        = try(v.value.targets[0].image_name, "")
+      arch              = v.value.arch
+      platform          = v.value.platform
+      hyperv_generation = v.value.hyperv_generation
+      firmware          = v.value.firmware
+      distro_version    = v.value.distro_version
+      boot_files        = "always"
+      output_directory  = "${var.output_dir}/${v.key}"
+      kiwi {
+        description = v.value.definition_path
+        profiles    = v.value.profiles
+        set_repository {
+          source = var.debian_mirror
+        }
+      }
+    }
+  }
+
+  post-processors {
+    post-processor "osimage-vhd" {
+      checksums = ["sha256"]
+    }
+    post-processor "manifest" {
+      output = "${var.output_dir}/manifest.json"
+    }
+  }
+}
