@@ -156,6 +156,11 @@ func Convert(ctx context.Context, src, dst string, opts Options) (res Result, er
 			os.Remove(tmp.Name())
 		}
 	}()
+	// CreateTemp makes the file private (0600); the VHD is an ordinary
+	// output, readable like the raw disk it comes from.
+	if err := tmp.Chmod(st.Mode().Perm() | 0o644); err != nil {
+		return res, fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
 
 	hashes, finish := newHashes(opts)
 	total := res.VirtualSize + FooterSize

@@ -59,6 +59,9 @@ func TestConvertWritesAFixedVHDThatQemuImgAccepts(t *testing.T) {
 		t.Fatalf("virtual size %d, want %d", res.VirtualSize, want)
 	}
 	st, _ := os.Stat(dst)
+	if st.Mode().Perm()&0o044 != 0o044 {
+		t.Fatalf("output mode %v: others cannot read it", st.Mode())
+	}
 	if st.Size() != want+FooterSize {
 		t.Fatalf("file size %d, want %d", st.Size(), want+FooterSize)
 	}
