@@ -33,11 +33,6 @@ const (
 
 func init() {
 	register(suite{name: "disk", title: "osimage-disk: source_image copy, and the time the builder adds to a KIWI build", run: benchDisk})
-	// disk-copy IN OUT: the source_image copy, as StepSourceImage does it.
-	registerChild("disk-copy", func(a []string) error {
-		_, err := disk.CopyRaw(context.Background(), a[0], a[1], func(done, total int64) {})
-		return err
-	})
 	// disk-build CONFIG-JSON TIMING-PREFIX: one build through the builder's
 	// Prepare and Run; prints total-ns (Run) and kiwi-ns (kiwi-ng's own
 	// time, from the timestamps the kiwi wrapper wrote).
@@ -121,7 +116,7 @@ func benchDisk(cfg config) (string, error) {
 	runs := max(cfg.n, 9)
 	res, err := compare(runs, []contender{
 		{name: "cp --sparse=always", argv: []string{"cp", "--sparse=always", in, out}, cleanup: rm},
-		{name: "osimage-disk source_image copy (disk.CopyRaw)", argv: []string{cfg.self, "child", "disk-copy", in, out}, cleanup: rm},
+		{name: "osimage-disk source_image copy (sparse.CopyFile)", argv: []string{cfg.child, "disk-copy", in, out}, cleanup: rm},
 	})
 	if err != nil {
 		return "", err
@@ -136,8 +131,8 @@ func benchDisk(cfg config) (string, error) {
 		fmt.Fprintf(&b, "| %s | %s | %.2fx | %s | %s |\n", r.name, fmtDur(r.median()), float64(res[0].median())/float64(r.median()), op, fmtMiB(r.peakRSS()))
 	}
 	cp, ours, oursOp := res[0].median(), res[1].median(), res[1].medianOp()
-	fmt.Fprintf(&b, "\nTarget: no slower than `cp --sparse=always`: the copy itself (inside Packer the plugin process is already running) %.2fx, %s; as whole processes %.2fx (ours includes starting a %s binary that links the Packer SDK, about %s). Both read only the data extents (SEEK_DATA/SEEK_HOLE) and leave holes; ours also leaves all-zero blocks inside data extents unwritten and reports progress. Dirty pages are written back (sync) between runs, untimed.\n\n",
-		float64(cp)/float64(oursOp), verdict(oursOp <= cp), float64(cp)/float64(ours), fmtMiB(selfSize(cfg.self)), fmtDur(ours-oursOp))
+	fmt.Fprintf(&b, "\nTarget: no slower than `cp --sparse=always`: the copy itself (inside Packer the plugin process is already running) %.2fx, %s; as whole processes %.2fx (ours includes starting bench/child, a %s binary, about %s). Both read only the data extents (SEEK_DATA/SEEK_HOLE) and leave holes; ours also leaves all-zero blocks inside data extents unwritten and reports progress. Dirty pages are written back (sync) between runs, untimed.\n\n",
+		float64(cp)/float64(oursOp), verdict(oursOp <= cp), float64(cp)/float64(ours), fmtMiB(selfSize(cfg.child)), fmtDur(ours-oursOp))
 
 	// 2. The builder's time on top of kiwi-ng.
 	section, err := benchDiskOverhead(cfg, dir)

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -26,9 +27,10 @@ type suite struct {
 }
 
 type config struct {
-	n    int    // repetitions per contender
-	work string // scratch directory
-	self string // path of this binary, for child processes
+	n     int    // repetitions per contender
+	work  string // scratch directory
+	self  string // path of this binary, for child processes that need the Packer SDK
+	child string // path of bench/child, for the plugin's own operations
 }
 
 var suites []suite
@@ -48,6 +50,7 @@ func main() {
 	n := flag.Int("n", 5, "repetitions per contender")
 	out := flag.String("out", "BENCHMARKS.md", "Markdown file to update")
 	work := flag.String("work", ".bench", "scratch directory (needs several GiB of sparse space)")
+	flag.String("child", "", "bench/child binary (default: osimage-bench-child next to this one)")
 	flag.Parse()
 	self, err := os.Executable()
 	if err != nil {
@@ -60,7 +63,14 @@ func main() {
 	for _, a := range flag.Args() {
 		want[a] = true
 	}
-	cfg := config{n: *n, work: *work, self: self}
+	child := flag.Lookup("child").Value.String()
+	if child == "" {
+		child = filepath.Join(filepath.Dir(self), "osimage-bench-child")
+	}
+	if _, err := os.Stat(child); err != nil {
+		fatal(fmt.Errorf("bench/child binary: %w (build it: go build -o %s ./bench/child)", err, child))
+	}
+	cfg := config{n: *n, work: *work, self: self, child: child}
 	sort.SliceStable(suites, func(i, j int) bool { return suites[i].name < suites[j].name })
 	ran := 0
 	for _, s := range suites {

@@ -8,31 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/osimage/packer-plugin-osimage/internal/imagedef"
 	"github.com/osimage/packer-plugin-osimage/internal/imagedef/imagedeftest"
 )
 
 func init() {
 	register(suite{name: "matrix", title: "osimage-matrix: load and expand image definitions", run: benchMatrix})
-	// matrix ROOT WANT: load and expand once, printing the load and expand
-	// times separately.
-	registerChild("matrix", func(a []string) error {
-		start := time.Now()
-		tr, _, err := imagedef.Load(a[0])
-		if err != nil {
-			return err
-		}
-		loaded := time.Now()
-		vs, _, err := imagedef.Expand(tr, imagedef.Options{})
-		if err != nil {
-			return err
-		}
-		if want, _ := strconv.Atoi(a[1]); len(vs) != want {
-			return fmt.Errorf("%d variants, want %d", len(vs), want)
-		}
-		fmt.Printf("load-ns: %d\nexpand-ns: %d\n", loaded.Sub(start).Nanoseconds(), time.Since(loaded).Nanoseconds())
-		return nil
-	})
 }
 
 func benchMatrix(cfg config) (string, error) {
@@ -53,7 +33,7 @@ func benchMatrix(cfg config) (string, error) {
 			return "", err
 		}
 		n := files * 10
-		res, err := compare(cfg.n, []contender{{name: "load+expand", argv: []string{cfg.self, "child", "matrix", root, strconv.Itoa(n)}}})
+		res, err := compare(cfg.n, []contender{{name: "load+expand", argv: []string{cfg.child, "matrix", root, strconv.Itoa(n)}}})
 		if err != nil {
 			return "", err
 		}

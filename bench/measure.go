@@ -21,31 +21,55 @@ type sample struct {
 }
 
 // runOnce runs argv, returning wall time and the child's peak RSS.
+//
+// The peak is VmHWM from /proc/PID/status, polled while the child runs
+// (and, for bench/child, printed by the child itself as it ends), not
+// rusage's ru_maxrss: Linux carries the parent's resident size into a
+// child's ru_maxrss at exec, which would report this driver's memory for
+// every contender.
 func runOnce(argv []string) (sample, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return sample{}, err
+	}
+	done := make(chan struct{})
+	peak := make(chan int64)
+	go func() {
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		var polled int64
+		for {
+			polled = max(polled, vmHWM(status))
+			select {
+			case <-done:
+				peak <- polled
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
 	wall := time.Since(start)
+	close(done)
+	polled := <-peak
 	if err != nil {
 		return sample{}, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, stderr.String())
 	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	var rss int64
-	if ru != nil {
-		rss = ru.Maxrss * 1024 // Linux reports KiB
-	}
-	smp := sample{wall: wall, maxRSS: rss, fields: map[string]time.Duration{}}
+	smp := sample{wall: wall, maxRSS: polled, fields: map[string]time.Duration{}}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		name, val, ok := strings.Cut(line, ": ")
 		var ns int64
 		if _, err := fmt.Sscan(val, &ns); !ok || err != nil {
 			continue
 		}
-		if name == "op-ns" {
+		switch name {
+		case "op-ns":
 			smp.op = time.Duration(ns)
-		} else {
+		case "hwm-bytes":
+			smp.maxRSS = max(smp.maxRSS, ns)
+		default:
 			smp.fields[name] = time.Duration(ns)
 		}
 	}
@@ -167,4 +191,20 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%s, %d CPUs%s, %s", cpu, numCPU(), kind, time.Now().UTC().Format("2006-01-02"))
+}
+
+// vmHWM reads a process's peak resident set size in bytes (0 if gone).
+func vmHWM(statusPath string) int64 {
+	b, err := os.ReadFile(statusPath)
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb * 1024
+		}
+	}
+	return 0
 }

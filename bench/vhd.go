@@ -1,31 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-
-	"github.com/osimage/packer-plugin-osimage/internal/vhd"
 )
 
 func init() {
 	register(suite{name: "vhd", title: "osimage-vhd: raw to fixed VHD (4 GiB sparse disk, 400 MiB of data)", run: benchVHD})
-	registerChild("vhd-copy", func(a []string) error {
-		_, err := vhd.Convert(context.Background(), a[0], a[1], vhd.Options{})
-		return err
-	})
-	registerChild("vhd-copy-sums", func(a []string) error {
-		_, err := vhd.Convert(context.Background(), a[0], a[1], vhd.Options{MD5: true, SHA256: true})
-		return err
-	})
-	registerChild("vhd-inplace", func(a []string) error {
-		_, err := vhd.ConvertInPlace(context.Background(), a[0], vhd.Options{})
-		return err
-	})
 }
 
 // sparseInput writes (once) a sparse file of size bytes holding data bytes
@@ -73,9 +58,9 @@ func benchVHD(cfg config) (string, error) {
 	rm := func(p string) func() error { return func() error { return os.Remove(p) } }
 	cs := []contender{
 		{name: "qemu-img convert -f raw -O vpc -o subformat=fixed,force_size", argv: []string{qemuImg, "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size", in, theirs}, cleanup: rm(theirs)},
-		{name: "osimage-vhd copy mode", argv: []string{cfg.self, "child", "vhd-copy", in, ours}, cleanup: rm(ours)},
-		{name: "osimage-vhd copy mode + md5 + sha256", argv: []string{cfg.self, "child", "vhd-copy-sums", in, ours}, cleanup: rm(ours)},
-		{name: "osimage-vhd in_place", argv: []string{cfg.self, "child", "vhd-inplace", inplace},
+		{name: "osimage-vhd copy mode", argv: []string{cfg.child, "vhd-copy", in, ours}, cleanup: rm(ours)},
+		{name: "osimage-vhd copy mode + md5 + sha256", argv: []string{cfg.child, "vhd-copy-sums", in, ours}, cleanup: rm(ours)},
+		{name: "osimage-vhd in_place", argv: []string{cfg.child, "vhd-inplace", inplace},
 			prepare: func() error { return exec.Command("cp", "--sparse=always", in, inplace).Run() }, cleanup: rm(inplace)},
 	}
 	res, err := compare(cfg.n, cs)

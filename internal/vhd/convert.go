@@ -378,13 +378,13 @@ func hashExisting(ctx context.Context, f *os.File, size int64, opts Options, res
 	if len(hashes) == 0 {
 		return nil
 	}
-	_, err := sparse.Copy(ctx, nil, f, sparse.CopyOptions{Size: size, Hashes: hashes, Progress: func(done int64) {
+	_, err := sparse.HashFile(ctx, f, sparse.CopyOptions{Size: size, Hashes: hashes, Progress: func(done int64) {
 		if opts.Progress != nil {
 			opts.Progress(done, size)
 		}
 	}})
 	if err != nil {
-		return fmt.Errorf("checksum %s: %w", f.Name(), err)
+		return err
 	}
 	finish(res)
 	return nil

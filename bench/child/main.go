@@ -1,0 +1,89 @@
+// Command child runs one of the plugin's own operations for the bench
+// driver (../), in a process of its own that links none of the Packer SDK,
+// so that "whole process" times are the operation plus a small program's
+// start, as for the tools it is compared with. It prints the operation's
+// own time ("op-ns: N"), other timings ("NAME-ns: N") and its peak resident
+// memory ("hwm-bytes: N").
+//
+//	child vhd-copy IN OUT | vhd-copy-sums IN OUT | vhd-inplace DISK
+//	child disk-copy IN OUT | matrix ROOT WANT-VARIANTS
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/osimage/packer-plugin-osimage/internal/imagedef"
+	"github.com/osimage/packer-plugin-osimage/internal/sparse"
+	"github.com/osimage/packer-plugin-osimage/internal/vhd"
+)
+
+var ops = map[string]func(a []string) error{
+	"vhd-copy": func(a []string) error {
+		_, err := vhd.Convert(context.Background(), a[0], a[1], vhd.Options{})
+		return err
+	},
+	"vhd-copy-sums": func(a []string) error {
+		_, err := vhd.Convert(context.Background(), a[0], a[1], vhd.Options{MD5: true, SHA256: true})
+		return err
+	},
+	"vhd-inplace": func(a []string) error {
+		_, err := vhd.ConvertInPlace(context.Background(), a[0], vhd.Options{})
+		return err
+	},
+	// The source_image copy of osimage-disk.
+	"disk-copy": func(a []string) error {
+		_, err := sparse.CopyFile(context.Background(), a[0], a[1], sparse.CopyOptions{Progress: func(int64) {}})
+		return err
+	},
+	// Load and expand, printing both times.
+	"matrix": func(a []string) error {
+		start := time.Now()
+		tr, _, err := imagedef.Load(a[0])
+		if err != nil {
+			return err
+		}
+		loaded := time.Now()
+		vs, _, err := imagedef.Expand(tr, imagedef.Options{})
+		if err != nil {
+			return err
+		}
+		if want, _ := strconv.Atoi(a[1]); len(vs) != want {
+			return fmt.Errorf("%d variants, want %d", len(vs), want)
+		}
+		fmt.Printf("load-ns: %d\nexpand-ns: %d\n", loaded.Sub(start).Nanoseconds(), time.Since(loaded).Nanoseconds())
+		return nil
+	},
+}
+
+func main() {
+	if len(os.Args) < 2 || ops[os.Args[1]] == nil {
+		fmt.Fprintln(os.Stderr, "usage: child OPERATION ARGS...")
+		os.Exit(2)
+	}
+	start := time.Now()
+	if err := ops[os.Args[1]](os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("op-ns: %d\n", time.Since(start).Nanoseconds())
+	PrintHWM()
+}
+
+// PrintHWM prints this process's peak resident memory (VmHWM).
+func PrintHWM() {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			fmt.Printf("hwm-bytes: %d\n", kb*1024)
+		}
+	}
+}
