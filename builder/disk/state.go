@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
 )
@@ -199,6 +200,13 @@ func putGenerated(state multistep.StateBag, key, value string) {
 	gd := m.(map[string]interface{})
 	gd[key] = value
 	state.Put(StateGeneratedData, gd)
+}
+
+// halt records err as the build's error, shows it, and stops the build.
+func halt(state multistep.StateBag, ui packersdk.Ui, err error) multistep.StepAction {
+	state.Put("error", err)
+	ui.Error(err.Error())
+	return multistep.ActionHalt
 }
 
 func halted(state multistep.StateBag) bool {

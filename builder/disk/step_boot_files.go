@@ -31,11 +31,7 @@ func (s *StepBootFiles) Run(ctx context.Context, state multistep.StateBag) multi
 	if !c.wantBootFiles() {
 		return multistep.ActionContinue
 	}
-	fail := func(err error) multistep.StepAction {
-		state.Put("error", err)
-		ui.Error(err.Error())
-		return multistep.ActionHalt
-	}
+	fail := func(err error) multistep.StepAction { return halt(state, ui, err) }
 
 	_, changed := state.GetOk(StateDiskChanged)
 	_, haveKernel := out.one(artifact.RoleKernel)

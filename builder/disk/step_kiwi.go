@@ -48,11 +48,7 @@ func (s *StepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multi
 	c := state.Get(StateConfig).(*Config)
 	ui := state.Get("ui").(packersdk.Ui)
 	out := getOutputs(state)
-	fail := func(err error) multistep.StepAction {
-		state.Put("error", err)
-		ui.Error(err.Error())
-		return multistep.ActionHalt
-	}
+	fail := func(err error) multistep.StepAction { return halt(state, ui, err) }
 
 	s.targetDir = filepath.Join(c.OutputDirectory, kiwiTargetName)
 	logPath := filepath.Join(c.OutputDirectory, KiwiLogName)

@@ -38,11 +38,7 @@ type StepPreflight struct{}
 func (s *StepPreflight) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	c := state.Get(StateConfig).(*Config)
 	ui := state.Get("ui").(packersdk.Ui)
-	fail := func(err error) multistep.StepAction {
-		state.Put("error", err)
-		ui.Error(err.Error())
-		return multistep.ActionHalt
-	}
+	fail := func(err error) multistep.StepAction { return halt(state, ui, err) }
 
 	if _, err := os.Stat(c.OutputDirectory); err == nil && !c.PackerForce {
 		return fail(fmt.Errorf("output directory %s already exists: remove it, choose another output_directory, or run packer build -force to replace it", c.OutputDirectory))

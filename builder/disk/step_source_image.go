@@ -32,11 +32,7 @@ func (s *StepSourceImage) Run(ctx context.Context, state multistep.StateBag) mul
 	c := state.Get(StateConfig).(*Config)
 	ui := state.Get("ui").(packersdk.Ui)
 	out := getOutputs(state)
-	fail := func(err error) multistep.StepAction {
-		state.Put("error", err)
-		ui.Error(err.Error())
-		return multistep.ActionHalt
-	}
+	fail := func(err error) multistep.StepAction { return halt(state, ui, err) }
 	format, _ := state.Get(StateSourceFormat).(string)
 	want, hasSum := state.Get(StateSourceChecksum).(checksum)
 	src := c.SourceImage
