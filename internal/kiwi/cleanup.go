@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // Where RemoveTarget looks, replaceable in tests.
@@ -48,7 +46,7 @@ func RemoveTarget(dir string) error {
 		return err
 	}
 	for _, m := range mounts { // deepest first
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		if err := unmountDetach(m); err != nil {
 			return fmt.Errorf("unmount %s (left by KIWI): %w", m, err)
 		}
 	}

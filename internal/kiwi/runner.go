@@ -228,7 +228,7 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 	// is an *os.File, so exec starts no copying goroutine and Wait does not
 	// wait for grandchildren that still hold it open.
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
@@ -271,13 +271,13 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 	case waitErr = <-waitDone:
 	case <-ctx.Done():
 		cancelled = true
-		_ = syscall.Kill(-pgid, syscall.SIGINT)
+		_ = signalGroup(pgid, syscall.SIGINT)
 		t := time.NewTimer(r.killGrace())
 		select {
 		case waitErr = <-waitDone:
 			t.Stop()
 		case <-t.C:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			_ = signalGroup(pgid, syscall.SIGKILL)
 			waitErr = <-waitDone
 		}
 	}
@@ -335,41 +335,6 @@ func (r *Runner) environ() ([]string, string, error) {
 		p += string(os.PathListSeparator) + cur
 	}
 	return append(env, p), "osimage: using " + path + " (adds -P): " + reason, nil
-}
-
-// killGroup SIGKILLs what is left of a process group and waits (up to two
-// seconds) until no live member remains. Orphans are reparented to init
-// (or a subreaper), which reaps them; zombies do not count.
-func killGroup(pgid int) {
-	if err := syscall.Kill(-pgid, syscall.SIGKILL); errors.Is(err, syscall.ESRCH) {
-		return
-	}
-	for i := 0; i < 200 && groupAlive(pgid); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// groupAlive reports whether a process group has a member that is not a
-// zombie, from /proc (or from kill(0) where /proc is missing).
-func groupAlive(pgid int) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return syscall.Kill(-pgid, 0) == nil
-	}
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		state, group, ok := statStateGroup(string(b))
-		if ok && group == pgid && state != 'Z' && state != 'X' {
-			return true
-		}
-	}
-	return false
 }
 
 // statStateGroup reads the state and process group from /proc/PID/stat:
