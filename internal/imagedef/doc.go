@@ -5,7 +5,8 @@
 // dimensions (EXCLUDE and WHEN). It knows nothing about Packer: the
 // osimage-matrix datasource is a thin mapping of [Load], [Expand] and
 // [MatrixJSON]. Load does the I/O; Expand computes and can be called many
-// times on one [Tree].
+// times on one [Tree]. Expand works out the images in parallel; its results,
+// warnings and errors do not depend on timing.
 //
 // # Files
 //

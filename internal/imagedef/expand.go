@@ -2,9 +2,13 @@ package imagedef
 
 import (
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Options select what Expand produces.
@@ -41,7 +45,7 @@ func Expand(t *Tree, opts Options) ([]Variant, []Warning, error) {
 	if t == nil {
 		return nil, nil, &ConfigError{Msg: "no tree to expand", Kind: ErrNoVariants}
 	}
-	e := &expander{t: t, opts: opts, versions: map[string]*versionCtx{}, labels: map[[2]string]*labelUse{}, templates: map[templateKey]*template{}}
+	e := &expander{t: t, opts: opts, versions: map[string]*versionCtx{}}
 	if err := e.chooseDistro(); err != nil {
 		return nil, nil, err
 	}
@@ -54,10 +58,8 @@ func Expand(t *Tree, opts Options) ([]Variant, []Warning, error) {
 	prealloc := min(total, 1<<16) // exclusions may drop most of a huge matrix
 	e.out = make([]Variant, 0, prealloc)
 	e.keys = make(map[string]keyOwner, prealloc)
-	for _, img := range t.Images {
-		if err := e.image(img); err != nil {
-			return nil, nil, err
-		}
+	if err := e.expandImages(); err != nil {
+		return nil, nil, err
 	}
 	if err := e.finish(); err != nil {
 		return nil, nil, err
@@ -65,19 +67,22 @@ func Expand(t *Tree, opts Options) ([]Variant, []Warning, error) {
 	return e.out, e.warnings, nil
 }
 
+// expander is the state of one Expand call. Its fields are used by the
+// calling goroutine only, apart from t, opts, chosen, plans and the
+// filters' spellings, which the image workers read.
 type expander struct {
-	t         *Tree
-	opts      Options
-	chosen    string // distro for images that name none
-	versions  map[string]*versionCtx
-	only      []*filterEntry
-	skip      []*filterEntry
-	keys      map[string]keyOwner
-	labels    map[[2]string]*labelUse // (image, label) -> use
-	templates map[templateKey]*template
-	warned    map[string]bool
-	warnings  []Warning
-	out       []Variant
+	t        *Tree
+	opts     Options
+	chosen   string                  // distro for images that name none
+	plans    map[string]*versionPlan // resolved before the images are expanded
+	versions map[string]*versionCtx  // the plans in use (their warnings reported)
+	only     []*filterEntry
+	skip     []*filterEntry
+	keys     map[string]keyOwner
+	labels   []labelUse // one per image and publish label
+	warned   map[string]bool
+	warnings []Warning
+	out      []Variant
 
 	// statistics for the "no variants" error
 	images, combos, excluded, onlyDropped, skipDropped int
@@ -91,6 +96,7 @@ type keyOwner struct {
 
 type labelUse struct {
 	img     *Image
+	label   string
 	matched bool
 	vc      *versionCtx
 }
@@ -138,13 +144,66 @@ func (e *expander) chooseDistro() error {
 	return nil
 }
 
-// version resolves the distro version an image of distro name builds for.
+// versionPlan is a distro version resolved before the images are
+// expanded, with what resolving it reports: Expand reports that where the
+// first image that uses the version is expanded.
+type versionPlan struct {
+	vc       *versionCtx
+	warnings []Warning // of kind ErrTargets
+	err      error
+}
+
+// planVersions resolves the distro version of every image that is not
+// dropped for its distro.
+func (e *expander) planVersions() {
+	e.plans = map[string]*versionPlan{}
+	for _, img := range e.t.Images {
+		if !e.dropped(img) {
+			if name := e.distroOf(img); e.plans[name] == nil {
+				e.plans[name] = e.resolveVersion(name)
+			}
+		}
+	}
+}
+
+// dropped reports whether Options.Distro drops img.
+func (e *expander) dropped(img *Image) bool {
+	return e.opts.Distro != "" && img.Distro != "" && img.Distro != e.opts.Distro
+}
+
+// distroOf is the distro img builds for.
+func (e *expander) distroOf(img *Image) string {
+	if img.Distro == "" {
+		return e.chosen
+	}
+	return img.Distro
+}
+
+// version returns the distro version an image of distro name builds for,
+// reporting the plan's warnings or error on first use.
 func (e *expander) version(name string) (*versionCtx, error) {
 	if vc, ok := e.versions[name]; ok {
 		return vc, nil
 	}
+	p := e.plans[name]
+	if p.err != nil {
+		return nil, p.err
+	}
+	for _, w := range p.warnings {
+		if err := e.warn(ErrTargets, w); err != nil {
+			return nil, err
+		}
+	}
+	e.versions[name] = p.vc
+	return p.vc, nil
+}
+
+// resolveVersion resolves the distro version an image of distro name builds
+// for.
+func (e *expander) resolveVersion(name string) *versionPlan {
 	t := e.t
 	vc := &versionCtx{distro: name}
+	p := &versionPlan{vc: vc}
 	var dv *DistroVersion
 	if d := t.Distros[name]; d != nil {
 		ver := d.DefaultVersion
@@ -159,8 +218,9 @@ func (e *expander) version(name string) (*versionCtx, error) {
 		}
 		if ver != "" {
 			if dv = d.Versions[ver]; dv == nil {
-				return nil, d.src.errAt(ErrUnknownDistro, keyPath{"distros", name},
+				p.err = d.src.errAt(ErrUnknownDistro, keyPath{"distros", name},
 					"distro %s has no version %q; its versions are: %s", name, ver, strings.Join(sortedKeys(d.Versions), ", "))
+				return p
 			}
 			vc.version, vc.releaseVer = ver, dv.ReleaseVer
 			if dv.releaseUnresolved {
@@ -172,10 +232,7 @@ func (e *expander) version(name string) (*versionCtx, error) {
 		for i, n := range dv.ImageStores {
 			j := slices.IndexFunc(t.Targets, func(tg *PublishTarget) bool { return tg.Name == n })
 			if j < 0 {
-				w := dv.src.warnAt(dv.path.with("outputs", "image-stores", index(i)), "image store %q names no [[resources.%s]] publish target", n, n)
-				if err := e.warn(ErrTargets, w); err != nil {
-					return nil, err
-				}
+				p.warnings = append(p.warnings, dv.src.warnAt(dv.path.with("outputs", "image-stores", index(i)), "image store %q names no [[resources.%s]] publish target", n, n))
 				continue
 			}
 			if !slices.Contains(vc.targets, t.Targets[j]) {
@@ -185,8 +242,7 @@ func (e *expander) version(name string) (*versionCtx, error) {
 	} else {
 		vc.targets = t.Targets
 	}
-	e.versions[name] = vc
-	return vc, nil
+	return p
 }
 
 // checkSize returns the number of combinations before exclusions.
@@ -234,25 +290,48 @@ func (cr *compiledRule) matches(img *Image, vals []string) bool {
 	return true
 }
 
+// ruleBuffers holds compiled rules; a worker reuses them from image to
+// image.
+type ruleBuffers struct {
+	compiled   []compiledRule
+	conds      []slotCond
+	excl, when []*compiledRule
+}
+
 // compileRules binds the tree-wide rules, then the image's own rules, to
-// the image's value slots. Tree-wide rules that name a dimension the image
-// lacks never apply to it.
-func compileRules(img *Image, slotOf map[string]int, treeRules []*rule) (excl, when []*compiledRule) {
+// the image's value slots (slotOf gives the slot of a dimension name), in
+// buf. Tree-wide rules that name a dimension the image lacks never apply to
+// it.
+func compileRules(buf *ruleBuffers, img *Image, slotOf func(string) (int, bool), treeRules []*rule) (excl, when []*compiledRule) {
+	nRules, nConds := 0, 0
+	for _, list := range [][]*rule{treeRules, img.rules} {
+		for _, ru := range list {
+			nRules++
+			nConds += len(ru.conds)
+		}
+	}
+	// Sized up front: excl and when point into compiled.
+	compiled := slices.Grow(buf.compiled[:0], nRules)
+	conds := slices.Grow(buf.conds[:0], nConds)
+	excl, when = buf.excl[:0], buf.when[:0]
 	for _, list := range [][]*rule{treeRules, img.rules} {
 	next:
 		for _, ru := range list {
-			cr := &compiledRule{rule: ru}
+			start := len(conds)
 			for _, c := range ru.conds {
 				slot := -1
 				if c.dim != "image" {
-					s, ok := slotOf[c.dim]
+					s, ok := slotOf(c.dim)
 					if !ok {
+						conds = conds[:start]
 						continue next
 					}
 					slot = s
 				}
-				cr.conds = append(cr.conds, slotCond{slot: slot, values: c.values})
+				conds = append(conds, slotCond{slot: slot, values: c.values})
 			}
+			compiled = append(compiled, compiledRule{rule: ru, conds: conds[start:len(conds):len(conds)]})
+			cr := &compiled[len(compiled)-1]
 			if ru.exclude {
 				excl = append(excl, cr)
 			} else {
@@ -261,6 +340,7 @@ func compileRules(img *Image, slotOf map[string]int, treeRules []*rule) (excl, w
 			}
 		}
 	}
+	buf.compiled, buf.conds, buf.excl, buf.when = compiled, conds, excl, when
 	return excl, when
 }
 
@@ -271,21 +351,140 @@ type imageRun struct {
 	dimSlot     []int // value slot of each dimension
 	hasFirmware bool  // the image declares firmwares
 	excl, when  []*compiledRule
-	settings    map[string]*settings // matched when rules -> merged settings
+	settings    map[string]*settings // matched when rules -> merged settings; made on first use
+	templates   map[templateKey]*template
+	// the template of the previous combination
+	lastKey      templateKey
+	lastTemplate *template
 }
 
-// image expands one image.
-func (e *expander) image(img *Image) error {
+// An image's combinations are worked out by imageWorkers, in parallel, and
+// recorded in its imageLog; applyLog then takes the logs one image after
+// the other, in order, for what depends on the images before (duplicate
+// keys, warnings reported once, the first error). The result is exactly
+// that of expanding the images one by one.
+
+// imageLog is what a worker found expanding one image.
+type imageLog struct {
+	recs     *[]comboRec   // one per combination, in order, up to the first error
+	warnings []keptWarning // warnings of the combinations, in order
+	labels   []labelUse    // publish labels of the image's templates
+	err      error         // the error of the last record (outInvalid, outFailed)
+	done     chan struct{} // closed when the log is complete
+}
+
+// comboRec records one combination of an image.
+type comboRec struct {
+	key      string              // the variant key (from outInvalid on)
+	tp       *template           // outKept
+	dims     map[string]string   // outKept: Variant.Dimensions
+	vals     [numBuiltins]string // outKept: the built-in values
+	combo    int32               // combination number, see comboText
+	warnings int32               // the number of warnings it reported
+	outcome  comboOutcome
+}
+
+// recPool recycles the records of applied logs for the images after.
+var recPool = sync.Pool{New: func() any { return new([]comboRec) }}
+
+type comboOutcome uint8
+
+const (
+	outExcluded comboOutcome = iota // dropped by an exclude rule
+	outInvalid                      // a combination the built-in dimensions do not allow
+	outOnly                         // dropped by Options.Only
+	outSkip                         // dropped by Options.Skip
+	outFailed                       // settings or template error
+	outKept                         // a variant
+)
+
+type keptWarning struct {
+	kind error
+	w    Warning
+}
+
+// expandImages expands the images in name order: workers work out the
+// images (as many as there are processors), while this goroutine applies
+// their logs in order.
+func (e *expander) expandImages() error {
+	images := e.t.Images
+	e.planVersions()
+	logs := make([]imageLog, len(images))
+	for i := range logs {
+		logs[i].done = make(chan struct{})
+	}
+	// Images after a failed one need no work.
+	var stop atomic.Int64
+	stop.Store(math.MaxInt64)
+	failedAt := func(i int) {
+		for {
+			old := stop.Load()
+			if int64(i) >= old || stop.CompareAndSwap(old, int64(i)) {
+				return
+			}
+		}
+	}
+	workers := make([]*imageWorker, max(1, min(runtime.GOMAXPROCS(0), len(images))))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for k := range workers {
+		w := &imageWorker{e: e, onlySeen: make([]int, len(e.only)), skipSeen: make([]int, len(e.skip))}
+		workers[k] = w
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(images) {
+					return
+				}
+				if int64(i) <= stop.Load() {
+					w.expand(images[i], &logs[i])
+					if logs[i].err != nil {
+						failedAt(i)
+					}
+				}
+				close(logs[i].done)
+			}
+		})
+	}
+	var err error
+	for i, img := range images {
+		<-logs[i].done
+		err = e.applyLog(img, &logs[i])
+		if recs := logs[i].recs; recs != nil {
+			clear(*recs)
+			*recs = (*recs)[:0]
+			recPool.Put(recs)
+		}
+		logs[i] = imageLog{} // applied: free it
+		if err != nil {
+			failedAt(i)
+			break
+		}
+	}
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	for _, w := range workers {
+		for j, n := range w.onlySeen {
+			e.only[j].seen += n
+		}
+		for j, n := range w.skipSeen {
+			e.skip[j].seen += n
+		}
+	}
+	return nil
+}
+
+// applyLog adds the variants of one image, checking their keys against
+// those of the images before, and reports its warnings and its error.
+func (e *expander) applyLog(img *Image, log *imageLog) error {
 	e.images++
-	if e.opts.Distro != "" && img.Distro != "" && img.Distro != e.opts.Distro {
+	if e.dropped(img) {
 		e.distroDropped = append(e.distroDropped, img.Name)
 		return nil
 	}
-	distro := img.Distro
-	if distro == "" {
-		distro = e.chosen
-	}
-	vc, err := e.version(distro)
+	vc, err := e.version(e.distroOf(img))
 	if err != nil {
 		return err
 	}
@@ -296,12 +495,82 @@ func (e *expander) image(img *Image) error {
 			return err
 		}
 	}
-	run := &imageRun{img: img, vc: vc, dimSlot: make([]int, len(img.Dimensions)), settings: map[string]*settings{}}
-	// Value slots: the built-in dimensions by index, then user dimensions.
-	slotOf := make(map[string]int, numBuiltins+len(img.Dimensions))
-	for i := range builtinDims {
-		slotOf[builtinDims[i].name] = i
+	e.labels = append(e.labels, log.labels...)
+	if log.recs == nil {
+		return nil
 	}
+	warnings := log.warnings
+	for i := range *log.recs {
+		r := &(*log.recs)[i]
+		e.combos++
+		switch r.outcome {
+		case outExcluded:
+			e.excluded++
+			continue
+		case outInvalid:
+			return log.err
+		}
+		combo := int(r.combo)
+		if prev, ok := e.keys[r.key]; ok {
+			return img.src.errAt(ErrDuplicateKey, keyPath{"images", img.Name},
+				"variant key %q of image %s (%s) is also the key of image %s (%s) in %s; rename an image or a dimension value",
+				r.key, img.Name, comboText(img, combo), prev.img.Name, comboText(prev.img, prev.combo), prev.img.File)
+		}
+		e.keys[r.key] = keyOwner{img: img, combo: combo}
+		switch r.outcome {
+		case outOnly:
+			e.onlyDropped++
+			continue
+		case outSkip:
+			e.skipDropped++
+			continue
+		}
+		for _, kw := range warnings[:r.warnings] {
+			if err := e.warn(kw.kind, kw.w); err != nil {
+				return err
+			}
+		}
+		warnings = warnings[r.warnings:]
+		if r.outcome == outFailed {
+			return log.err
+		}
+		e.out = append(e.out, Variant{})
+		r.tp.fill(&e.out[len(e.out)-1], img, vc, r.key, &r.vals, r.dims)
+	}
+	return nil
+}
+
+// imageWorker works out images; its buffers are reused from image to image.
+type imageWorker struct {
+	e                  *expander // read only
+	log                *imageLog // of the image being expanded
+	run                imageRun
+	scratch            []int
+	vals               []string
+	rules              ruleBuffers
+	json               []byte
+	onlySeen, skipSeen []int // matches per Options.Only and Skip entry
+}
+
+// expand records the combinations of img in log.
+func (w *imageWorker) expand(img *Image, log *imageLog) {
+	e := w.e
+	if e.dropped(img) {
+		return
+	}
+	p := e.plans[e.distroOf(img)]
+	if p.err != nil {
+		return // applyLog reports it
+	}
+	w.log = log
+	defer func() { w.log = nil }()
+	nDims := len(img.Dimensions)
+	w.scratch = slices.Grow(w.scratch[:0], 2*nDims)[:2*nDims]
+	run := &w.run
+	*run = imageRun{img: img, vc: p.vc, dimSlot: w.scratch[:nDims]}
+	idx := w.scratch[nDims:]
+	clear(idx)
+	// Value slots: the built-in dimensions by index, then user dimensions.
 	nUser := 0
 	for i, d := range img.Dimensions {
 		if d.builtin >= 0 {
@@ -310,19 +579,31 @@ func (e *expander) image(img *Image) error {
 			continue
 		}
 		run.dimSlot[i] = numBuiltins + nUser
-		slotOf[d.Name] = run.dimSlot[i]
 		nUser++
 	}
-	run.excl, run.when = compileRules(img, slotOf, e.t.rules)
+	slotOf := func(name string) (int, bool) {
+		for i, d := range img.Dimensions {
+			if d.builtin < 0 && d.Name == name {
+				return run.dimSlot[i], true
+			}
+		}
+		if _, i := builtinByName(name); i >= 0 {
+			return i, true
+		}
+		return 0, false
+	}
+	run.excl, run.when = compileRules(&w.rules, img, slotOf, e.t.rules)
 
-	vals := make([]string, numBuiltins+nUser)
-	idx := make([]int, len(img.Dimensions))
+	log.recs = recPool.Get().(*[]comboRec)
+	w.vals = slices.Grow(w.vals[:0], numBuiltins+nUser)[:numBuiltins+nUser]
+	vals := w.vals
+	clear(vals)
 	for combo := 0; ; combo++ {
 		for i, d := range img.Dimensions {
 			vals[run.dimSlot[i]] = d.Values[idx[i]]
 		}
-		if err := e.combination(run, combo, vals); err != nil {
-			return err
+		if !w.combination(run, combo, vals) {
+			return
 		}
 		// Next combination: the last dimension varies fastest.
 		i := len(idx) - 1
@@ -334,7 +615,7 @@ func (e *expander) image(img *Image) error {
 			idx[i] = 0
 		}
 		if i < 0 {
-			return nil
+			return
 		}
 	}
 }
@@ -350,80 +631,98 @@ func comboText(img *Image, combo int) string {
 	return strings.Join(parts, ", ")
 }
 
-func (e *expander) combination(run *imageRun, combo int, vals []string) error {
+// combination records one combination; it returns false for an error.
+func (w *imageWorker) combination(run *imageRun, combo int, vals []string) bool {
 	img := run.img
-	e.combos++
+	log := w.log
+	*log.recs = append(*log.recs, comboRec{combo: int32(combo)})
+	r := &(*log.recs)[len(*log.recs)-1]
 	if !run.hasFirmware {
 		vals[bFirmware] = deriveFirmware((*[numBuiltins]string)(vals[:numBuiltins]))
 	}
-	for _, r := range run.excl {
-		if r.matches(img, vals) {
-			e.excluded++
-			return nil
+	for _, ru := range run.excl {
+		if ru.matches(img, vals) {
+			r.outcome = outExcluded
+			return true
 		}
 	}
-	key := variantKey(img, vals)
+	r.key = variantKey(img, vals)
 	if dim, val, other, otherVal, allowed, ok := checkCombination((*[numBuiltins]string)(vals[:numBuiltins])); !ok {
-		return img.src.errAt(ErrCombination, keyPath{"images", img.Name, "variants"},
+		r.outcome = outInvalid
+		log.err = img.src.errAt(ErrCombination, keyPath{"images", img.Name, "variants"},
 			"variant %s combines %s %s with %s %s, but %s %s allows %s %s only; add an exclude rule such as { %s = %q, %s = %q }",
-			key, dim, val, other, otherVal, dim, val, other, strings.Join(allowed, " or "), dim, val, other, otherVal)
+			r.key, dim, val, other, otherVal, dim, val, other, strings.Join(allowed, " or "), dim, val, other, otherVal)
+		return false
 	}
-	if prev, ok := e.keys[key]; ok {
-		return img.src.errAt(ErrDuplicateKey, keyPath{"images", img.Name},
-			"variant key %q of image %s (%s) is also the key of image %s (%s) in %s; rename an image or a dimension value",
-			key, img.Name, comboText(img, combo), prev.img.Name, comboText(prev.img, prev.combo), prev.img.File)
-	}
-	e.keys[key] = keyOwner{img: img, combo: combo}
 	// Every entry is tried (no short cut) so the counts explain filters.
 	keep := true
-	for _, f := range e.only {
-		if !f.matches(img, key, vals) {
+	for j, f := range w.e.only {
+		if f.matches(img, r.key, vals) {
+			w.onlySeen[j]++
+		} else {
 			keep = false
 		}
 	}
 	if !keep {
-		e.onlyDropped++
-		return nil
+		r.outcome = outOnly
+		return true
 	}
-	for _, f := range e.skip {
-		if f.matches(img, key, vals) {
+	for j, f := range w.e.skip {
+		if f.matches(img, r.key, vals) {
+			w.skipSeen[j]++
 			keep = false
 		}
 	}
 	if !keep {
-		e.skipDropped++
-		return nil
+		r.outcome = outSkip
+		return true
 	}
-	s, err := e.settingsFor(run, vals)
+	s, err := w.settingsFor(run, vals)
 	if err != nil {
-		return err
+		r.outcome, log.err = outFailed, err
+		return false
 	}
-	tp, err := e.template(run, s, key, vals[bArch], vals[bGeneration])
+	warned := len(log.warnings)
+	tp, err := w.template(run, s, r.key, vals[bArch], vals[bGeneration])
+	r.warnings = int32(len(log.warnings) - warned)
 	if err != nil {
-		return err
+		r.outcome, log.err = outFailed, err
+		return false
 	}
-	e.out = append(e.out, tp.variant(img, run.vc, key, vals))
-	return nil
+	r.outcome, r.tp = outKept, tp
+	r.vals = [numBuiltins]string(vals[:numBuiltins])
+	r.dims = dimensions(img, vals)
+	return true
 }
 
 // settingsFor merges the when rules that match into the image settings.
 // Variants with the same matching rules share one result.
-func (e *expander) settingsFor(run *imageRun, vals []string) (*settings, error) {
+func (w *imageWorker) settingsFor(run *imageRun, vals []string) (*settings, error) {
 	img := run.img
-	var matched []*compiledRule
-	var ck []byte
+	// The cache key lists the matching rules; it is built on the stack, so
+	// variants whose settings are cached cost no allocation.
+	var buf [64]byte
+	ck := buf[:0]
 	for _, r := range run.when {
 		if r.matches(img, vals) {
-			matched = append(matched, r)
 			ck = strconv.AppendInt(ck, int64(r.index), 10)
 			ck = append(ck, ',')
 		}
 	}
-	if len(matched) == 0 {
+	if len(ck) == 0 {
 		return img.base, nil
 	}
 	if s, ok := run.settings[string(ck)]; ok {
 		return s, nil
+	}
+	if run.settings == nil {
+		run.settings = map[string]*settings{}
+	}
+	var matched []*compiledRule
+	for _, r := range run.when {
+		if r.matches(img, vals) {
+			matched = append(matched, r)
+		}
 	}
 	// Only the top-level keys the rules touch are copied, merged and
 	// decoded again; the rest is shared with the image's base settings.
@@ -455,12 +754,12 @@ func (e *expander) settingsFor(run *imageRun, vals []string) (*settings, error) 
 			mergeInto(eff, r.set)
 		}
 	}
-	s := img.base
-	base := keyPath{"images", img.Name}
+	s := img.base.withoutKeys(touched)
+	var pbuf [8]string
 	for _, k := range touched {
-		s = s.withoutKey(k)
 		if v, ok := eff[k]; ok {
-			if err := (settingsDecoder{}).decodeKey(img.src, base, k, v, s, modeExpand); err != nil {
+			p := tempPath(pbuf[:], keyPath{"images", img.Name}, k)
+			if err := (settingsDecoder{}).decodeKey(img.src, p, k, v, s, modeExpand); err != nil {
 				return nil, err
 			}
 		}
@@ -476,9 +775,8 @@ func (e *expander) settingsFor(run *imageRun, vals []string) (*settings, error) 
 // order, joined by "-". Characters other than letters, digits, ".", "_"
 // and "-" become "_".
 func variantKey(img *Image, vals []string) string {
-	var b strings.Builder
-	b.Grow(64)
-	writeKeyPart(&b, img.Name)
+	var buf [8]string
+	parts := append(buf[:0], img.Name)
 	nUser := 0
 	for _, dim := range img.Dimensions {
 		var v string
@@ -493,8 +791,21 @@ func variantKey(img *Image, vals []string) string {
 			v = vals[numBuiltins+nUser]
 			nUser++
 		}
-		b.WriteByte('-')
-		writeKeyPart(&b, v)
+		parts = append(parts, v)
+	}
+	// Sized first, so the key is built in one allocation (writeKeyPart
+	// never writes more bytes than it is given).
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte('-')
+		}
+		writeKeyPart(&b, p)
 	}
 	return b.String()
 }
@@ -529,6 +840,7 @@ func writeKeyPart(b *strings.Builder, s string) {
 // only, by those variants (never with the Tree).
 type template struct {
 	description, defType, defPath string
+	ociArch, azureArch            string
 	profiles, labels, channels    []string
 	capabilities                  map[string]bool
 	delivery                      map[string]any
@@ -543,9 +855,23 @@ type templateKey struct {
 }
 
 // template returns the shared part of a variant, building it on first use.
-func (e *expander) template(run *imageRun, s *settings, key, arch, gen string) (*template, error) {
+// Its warnings go to the image's log.
+func (w *imageWorker) template(run *imageRun, s *settings, key, arch, gen string) (*template, error) {
 	tk := templateKey{s, arch, gen}
-	if tp, ok := e.templates[tk]; ok {
+	if run.lastTemplate != nil && run.lastKey == tk {
+		return run.lastTemplate, nil // consecutive variants mostly share one
+	}
+	tp, err := w.newTemplate(run, tk, key)
+	if err == nil {
+		run.lastKey, run.lastTemplate = tk, tp
+	}
+	return tp, err
+}
+
+// newTemplate returns the template of tk, building it on first use.
+func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*template, error) {
+	s, arch, gen := tk.s, tk.arch, tk.gen
+	if tp, ok := run.templates[tk]; ok {
 		return tp, nil
 	}
 	img, vc := run.img, run.vc
@@ -553,12 +879,11 @@ func (e *expander) template(run *imageRun, s *settings, key, arch, gen string) (
 		description:  s.description,
 		defType:      s.defType,
 		defPath:      s.defPath,
-		profiles:     cloneOrEmpty(s.profiles),
-		labels:       cloneOrEmpty(s.labels),
-		channels:     cloneOrEmpty(s.channels),
 		capabilities: make(map[string]bool, len(s.capabilities)),
-		targets:      []Target{},
+		targets:      make([]Target, 0, len(vc.targets)),
 	}
+	tp.profiles, tp.labels, tp.channels = cloneLists(s.profiles, s.labels, s.channels)
+	tp.ociArch, tp.azureArch = archSpellings(arch)
 	if tp.defType == "" && !slices.Contains(s.unresolved, "definition.type") {
 		tp.defType = definitionTypes[0]
 	}
@@ -575,13 +900,14 @@ func (e *expander) template(run *imageRun, s *settings, key, arch, gen string) (
 	case s.deliveryOwned:
 		tp.delivery = s.delivery
 	default:
-		tp.delivery = deepCopy(s.delivery, false).(map[string]any)
+		tp.delivery = deepCopy(s.delivery, true).(map[string]any)
 	}
-	dj, err := appendJSON(make([]byte, 0, 512), tp.delivery)
+	dj, err := appendJSON(w.json[:0], tp.delivery)
 	if err != nil {
 		return nil, img.src.errAt(ErrValue, keyPath{"images", img.Name, "delivery"}, "cannot encode as JSON: %v", err)
 	}
 	tp.deliveryJSON = string(dj)
+	w.json = dj
 	unresolved := slices.Concat(s.unresolved, vc.unresolved)
 	for _, tg := range vc.targets {
 		if !intersects(s.labels, tg.Labels) {
@@ -589,23 +915,23 @@ func (e *expander) template(run *imageRun, s *settings, key, arch, gen string) (
 		}
 		name, ok := targetImage(tg, arch, gen)
 		if !ok {
-			w := tg.src.warnAt(tg.path.with("images"), "publish target %s has no image for arch %s%s; image %s is not published there for it",
-				tg.Name, arch, genSuffix(gen), img.Name)
-			if err := e.warn(ErrTargets, w); err != nil {
-				return nil, err
-			}
+			// Reported by applyLog, which stops there in strict mode.
+			w.log.warnings = append(w.log.warnings, keptWarning{ErrTargets, tg.src.warnAt(tg.path.with("images"),
+				"publish target %s has no image for arch %s%s; image %s is not published there for it",
+				tg.Name, arch, genSuffix(gen), img.Name)})
 			continue
 		}
 		tp.targets = append(tp.targets, Target{Name: tg.Name, InterfaceType: tg.InterfaceType, Backend: tg.Backend, ResourceURN: tg.ResourceURN, ImageName: name})
 		unresolved = append(unresolved, tg.unresolved...)
 	}
+	labels := &w.log.labels
 	for _, l := range s.labels {
-		k := [2]string{img.Name, l}
-		use := e.labels[k]
-		if use == nil {
-			use = &labelUse{img: img, vc: vc}
-			e.labels[k] = use
+		i := slices.IndexFunc(*labels, func(u labelUse) bool { return u.label == l })
+		if i < 0 {
+			i = len(*labels)
+			*labels = append(*labels, labelUse{img: img, label: l, vc: vc})
 		}
+		use := &(*labels)[i]
 		for _, tg := range vc.targets {
 			if slices.Contains(tg.Labels, l) {
 				use.matched = true
@@ -618,50 +944,58 @@ func (e *expander) template(run *imageRun, s *settings, key, arch, gen string) (
 	if tp.unresolved == nil {
 		tp.unresolved = []string{}
 	}
-	e.templates[tk] = tp
+	if run.templates == nil {
+		run.templates = map[templateKey]*template{}
+	}
+	run.templates[tk] = tp
 	return tp, nil
 }
 
-// variant builds the output for one combination.
-func (tp *template) variant(img *Image, vc *versionCtx, key string, vals []string) Variant {
-	v := Variant{
-		Key:              key,
-		Image:            img.Name,
-		Description:      tp.description,
-		Distro:           vc.distro,
-		DistroVersion:    vc.version,
-		ReleaseVer:       vc.releaseVer,
-		Arch:             vals[bArch],
-		Platform:         vals[bPlatform],
-		HyperVGeneration: vals[bGeneration],
-		Firmware:         vals[bFirmware],
-		DefinitionType:   tp.defType,
-		DefinitionPath:   tp.defPath,
-		Profiles:         tp.profiles,
-		Dimensions:       make(map[string]string, len(vals)),
-		Capabilities:     tp.capabilities,
-		PublishLabels:    tp.labels,
-		PublishChannels:  tp.channels,
-		Targets:          tp.targets,
-		Unresolved:       tp.unresolved,
-		Delivery:         tp.delivery,
-		File:             img.File,
-		deliveryJSON:     tp.deliveryJSON,
-	}
-	v.OCIArch, v.AzureArch = archSpellings(v.Arch)
+// fill sets *v, a zero Variant, to the output for one combination (vals
+// are its built-in values). It sets the fields one by one: v is in Expand's
+// result already.
+func (tp *template) fill(v *Variant, img *Image, vc *versionCtx, key string, vals *[numBuiltins]string, dims map[string]string) {
+	v.Key = key
+	v.Image = img.Name
+	v.Description = tp.description
+	v.Distro = vc.distro
+	v.DistroVersion = vc.version
+	v.ReleaseVer = vc.releaseVer
+	v.Arch = vals[bArch]
+	v.OCIArch, v.AzureArch = tp.ociArch, tp.azureArch // the template's arch is v.Arch
+	v.Platform = vals[bPlatform]
+	v.HyperVGeneration = vals[bGeneration]
+	v.Firmware = vals[bFirmware]
+	v.DefinitionType = tp.defType
+	v.DefinitionPath = tp.defPath
+	v.Profiles = tp.profiles
+	v.Dimensions = dims
+	v.Capabilities = tp.capabilities
+	v.PublishLabels = tp.labels
+	v.PublishChannels = tp.channels
+	v.Targets = tp.targets
+	v.Unresolved = tp.unresolved
+	v.Delivery = tp.delivery
+	v.File = img.File
+	v.deliveryJSON = tp.deliveryJSON
+}
+
+// dimensions is Variant.Dimensions of one combination.
+func dimensions(img *Image, vals []string) map[string]string {
+	dims := make(map[string]string, len(vals))
 	for i := range numBuiltins {
 		if vals[i] != "" {
-			v.Dimensions[builtinDims[i].name] = vals[i]
+			dims[builtinDims[i].name] = vals[i]
 		}
 	}
 	nUser := 0
 	for _, d := range img.Dimensions {
 		if d.builtin < 0 {
-			v.Dimensions[d.Name] = vals[numBuiltins+nUser]
+			dims[d.Name] = vals[numBuiltins+nUser]
 			nUser++
 		}
 	}
-	return v
+	return dims
 }
 
 func genSuffix(g string) string {
@@ -694,25 +1028,28 @@ func intersects(a, b []string) bool {
 	return false
 }
 
-func cloneOrEmpty(s []string) []string {
-	if len(s) == 0 {
-		return []string{}
-	}
-	return slices.Clone(s)
+// cloneLists copies three lists into one new array. The copies are never
+// nil (an empty list is [] in JSON) and each is capped at its length, so
+// appending to one cannot overwrite the next.
+func cloneLists(a, b, c []string) (ac, bc, cc []string) {
+	buf := make([]string, 0, len(a)+len(b)+len(c))
+	buf = append(append(append(buf, a...), b...), c...)
+	i, j := len(a), len(a)+len(b)
+	return buf[:i:i], buf[i:j:j], buf[j:]
 }
 
 // finish reports unmatched labels and filters, and fails on zero variants.
 func (e *expander) finish() error {
-	keys := make([][2]string, 0, len(e.labels))
-	for k := range e.labels {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
-	for _, k := range keys {
-		use := e.labels[k]
-		if use.matched {
-			continue
+	var unmatched []labelUse
+	for _, use := range e.labels {
+		if !use.matched {
+			unmatched = append(unmatched, use)
 		}
+	}
+	slices.SortFunc(unmatched, func(a, b labelUse) int {
+		return strings.Compare(a.img.Name+"\x00"+a.label, b.img.Name+"\x00"+b.label)
+	})
+	for _, use := range unmatched {
 		var names []string
 		for _, tg := range use.vc.targets {
 			names = append(names, tg.Name)
@@ -729,7 +1066,7 @@ func (e *expander) finish() error {
 			}
 		}
 		w := use.img.src.warnAt(keyPath{"images", use.img.Name, "publish", "labels"},
-			"publish label %q matches no publish target of %s (targets considered: %s)", k[1], where, considered)
+			"publish label %q matches no publish target of %s (targets considered: %s)", use.label, where, considered)
 		if err := e.warn(ErrUnmatchedLabel, w); err != nil {
 			return err
 		}
@@ -806,6 +1143,8 @@ func compileFilters(list []string) []*filterEntry {
 	return out
 }
 
+// matches reports whether the entry matches a combination (the image
+// workers count the matches, in seen).
 func (f *filterEntry) matches(img *Image, key string, vals []string) bool {
 	ok := f.raw == img.Name || f.raw == key
 	for i := 0; !ok && i < len(vals); i++ {
@@ -814,9 +1153,6 @@ func (f *filterEntry) matches(img *Image, key string, vals []string) bool {
 		} else {
 			ok = f.raw == vals[i]
 		}
-	}
-	if ok {
-		f.seen++
 	}
 	return ok
 }

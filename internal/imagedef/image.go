@@ -55,22 +55,23 @@ func decodeImage(d settingsDecoder, f *srcFile, name string, v any) (*Image, err
 	if strings.TrimSpace(name) == "" {
 		return nil, f.errAt(ErrValue, path, "empty image name")
 	}
-	img := &Image{Name: name, File: f.path, src: f, settings: make(map[string]any, len(tbl))}
-	for k, v := range tbl {
-		switch k {
-		case "distro":
-			if isUnresolved(v) {
-				return nil, f.errAt(ErrValue, path.with(k), `"*" is not allowed here; expected the name of a [distros.NAME] table`)
-			}
-			if img.Distro, err = r.str(path.with(k), v); err != nil {
-				return nil, err
-			}
-		case "variants":
-		default:
-			img.settings[k] = v
+	img := &Image{Name: name, File: f.path, src: f}
+	if v, ok := tbl["distro"]; ok {
+		if isUnresolved(v) {
+			return nil, f.errAt(ErrValue, path.with("distro"), `"*" is not allowed here; expected the name of a [distros.NAME] table`)
+		}
+		if img.Distro, err = r.str(path.with("distro"), v); err != nil {
+			return nil, err
 		}
 	}
-	if err := img.decodeVariants(f, path.with("variants"), tbl["variants"]); err != nil {
+	variants := tbl["variants"]
+	// The settings are the rest of the table, which belongs to this file's
+	// decoded values: it is kept, without distro and variants.
+	delete(tbl, "distro")
+	delete(tbl, "variants")
+	img.settings = tbl
+	var pbuf [8]string
+	if err := img.decodeVariants(f, tempPath(pbuf[:], path, "variants"), variants); err != nil {
 		return nil, err
 	}
 	if img.base, err = d.decode(f, path, img.settings, modeImage); err != nil {
@@ -78,7 +79,7 @@ func decodeImage(d settingsDecoder, f *srcFile, name string, v any) (*Image, err
 	}
 	for _, ru := range img.rules {
 		if ru.set != nil {
-			if _, err := d.decode(ru.src, ru.path.with("set"), ru.set, modeRule); err != nil {
+			if _, err := d.decode(ru.src, tempPath(pbuf[:], ru.path, "set"), ru.set, modeRule); err != nil {
 				return nil, err
 			}
 		}
@@ -89,7 +90,7 @@ func decodeImage(d settingsDecoder, f *srcFile, name string, v any) (*Image, err
 // decodeVariants reads the [images.NAME.variants] table (nil when absent).
 func (img *Image) decodeVariants(f *srcFile, path keyPath, v any) error {
 	r := reader{f}
-	declared := map[int][]string{}
+	var declared [numBuiltins][]string // nil: not declared
 	var user []Dimension
 	var ruleVals []any
 	var ruleKeys []string
@@ -98,19 +99,27 @@ func (img *Image) decodeVariants(f *srcFile, path keyPath, v any) error {
 		if err != nil {
 			return err
 		}
-		// Keys in document order, so user dimensions expand as written.
-		order := slices.Clone(f.variantKeys[img.Name])
-		for _, k := range sortedKeys(tbl) {
-			if !slices.Contains(order, k) {
-				order = append(order, k)
+		// Keys in document order, so user dimensions expand as written;
+		// keys the scan did not see (none, as a rule) follow in key order.
+		var order []string
+		if ks := f.variantKeys[img.Name]; ks != nil {
+			order = *ks
+		}
+		if !hasAllKeys(order, tbl) {
+			order = slices.Clone(order)
+			for _, k := range sortedKeys(tbl) {
+				if !slices.Contains(order, k) {
+					order = append(order, k)
+				}
 			}
 		}
+		var pbuf [8]string
 		for _, k := range order {
 			val, ok := tbl[k]
 			if !ok {
 				continue
 			}
-			kp := path.with(k)
+			kp := tempPath(pbuf[:], path, k)
 			if k == "exclude" || k == "when" {
 				ruleKeys = append(ruleKeys, k)
 				ruleVals = append(ruleVals, val)
@@ -137,23 +146,37 @@ func (img *Image) decodeVariants(f *srcFile, path keyPath, v any) error {
 			user = append(user, Dimension{Name: k, Values: vals, Declared: true, builtin: -1})
 		}
 	}
+	img.Dimensions = make([]Dimension, 0, numBuiltins+len(user))
 	for i := range builtinDims {
 		b := &builtinDims[i]
-		if vals, ok := declared[i]; ok {
+		if vals := declared[i]; vals != nil {
 			img.Dimensions = append(img.Dimensions, Dimension{Name: b.name, Values: vals, Declared: true, builtin: i})
 		} else if len(b.defaults) > 0 {
 			img.Dimensions = append(img.Dimensions, Dimension{Name: b.name, Values: slices.Clone(b.defaults), builtin: i})
 		}
 	}
 	img.Dimensions = append(img.Dimensions, user...)
+	var pbuf [8]string
 	for i, k := range ruleKeys {
-		rules, err := decodeRules(f, path.with(k), k == "exclude", ruleVals[i], img)
+		rules, err := decodeRules(f, tempPath(pbuf[:], path, k), k == "exclude", ruleVals[i], img)
 		if err != nil {
 			return err
 		}
 		img.rules = append(img.rules, rules...)
 	}
 	return nil
+}
+
+// hasAllKeys reports whether every key of m is in keys (which has no
+// duplicates).
+func hasAllKeys(keys []string, m map[string]any) bool {
+	n := 0
+	for _, k := range keys {
+		if _, ok := m[k]; ok {
+			n++
+		}
+	}
+	return n == len(m)
 }
 
 // dim returns the image's dimension called name, or nil.
@@ -216,12 +239,13 @@ func decodeRules(f *srcFile, path keyPath, exclude bool, v any, img *Image) ([]*
 		return nil, err
 	}
 	var out []*rule
+	var pbuf, mbuf, kbuf [8]string
 	for i, t := range tables {
 		rp := path.with(index(i))
 		ru := &rule{src: f, path: rp, exclude: exclude}
 		match := t
 		if !exclude {
-			for _, k := range sortedKeys(t) {
+			for _, k := range appendSortedKeys(kbuf[:0], t) {
 				switch k {
 				case "match", "set", "unset":
 				default:
@@ -232,16 +256,16 @@ func decodeRules(f *srcFile, path keyPath, exclude bool, v any, img *Image) ([]*
 			if !ok {
 				return nil, f.errAt(ErrValue, rp, "when rule without match; expected match = { DIMENSION = VALUE, ... }")
 			}
-			if match, err = r.table(rp.with("match"), mv); err != nil {
+			if match, err = r.table(tempPath(pbuf[:], rp, "match"), mv); err != nil {
 				return nil, err
 			}
 			if sv, ok := t["set"]; ok {
-				if ru.set, err = r.table(rp.with("set"), sv); err != nil {
+				if ru.set, err = r.table(tempPath(pbuf[:], rp, "set"), sv); err != nil {
 					return nil, err
 				}
 			}
 			if uv, ok := t["unset"]; ok {
-				keys, err := r.strList(rp.with("unset"), uv)
+				keys, err := r.strList(tempPath(pbuf[:], rp, "unset"), uv)
 				if err != nil {
 					return nil, err
 				}
@@ -259,13 +283,13 @@ func decodeRules(f *srcFile, path keyPath, exclude bool, v any, img *Image) ([]*
 		}
 		mp := rp
 		if !exclude {
-			mp = rp.with("match")
+			mp = tempPath(mbuf[:], rp, "match")
 		}
 		if len(match) == 0 {
 			return nil, f.errAt(ErrValue, mp, "empty rule; expected at least one DIMENSION = VALUE or [VALUES]")
 		}
-		for _, k := range sortedKeys(match) {
-			c, err := decodeCond(f, mp.with(k), k, match[k], img)
+		for _, k := range appendSortedKeys(kbuf[:0], match) {
+			c, err := decodeCond(f, tempPath(pbuf[:], mp, k), k, match[k], img)
 			if err != nil {
 				return nil, err
 			}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -26,19 +27,20 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		return appendJSONFloat(b, x)
 	case map[string]any:
 		b = append(b, '{')
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
+		var buf [16]keyValue // on the stack for small tables
+		kvs := buf[:0]
+		for k, v := range x {
+			kvs = append(kvs, keyValue{k, v})
 		}
-		slices.Sort(keys)
+		slices.SortFunc(kvs, func(a, b keyValue) int { return strings.Compare(a.key, b.key) })
 		var err error
-		for i, k := range keys {
+		for i, kv := range kvs {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = appendJSONString(b, kv.key)
 			b = append(b, ':')
-			if b, err = appendJSON(b, x[k]); err != nil {
+			if b, err = appendJSON(b, kv.value); err != nil {
 				return nil, err
 			}
 		}
@@ -63,6 +65,11 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, enc...), nil
 	}
+}
+
+type keyValue struct {
+	key   string
+	value any
 }
 
 // appendJSONFloat formats like encoding/json.

@@ -36,6 +36,10 @@ func Load(path string) (*Tree, []Warning, error) {
 	// instead of one per path component); insideRoot keeps symbolic links
 	// from leading out of the tree.
 	l := &loader{fsys: os.DirFS(rootDir), rootDir: rootDir, stat: osStat, checkLinks: true}
+	if l.root = openRoot(rootDir); l.root >= 0 {
+		l.native = true
+		defer closeRoot(l.root)
+	}
 	return l.load(filepath.Base(abs))
 }
 
@@ -68,11 +72,23 @@ type loader struct {
 	// leave the root (off for in-memory file systems).
 	checkLinks bool
 	realRoot   string
+	// native says fsys is os.DirFS(rootDir) and root the root directory,
+	// open: files and directories are then read with the fast paths of
+	// fastio_linux.go.
+	native bool
+	root   int
 
 	files    []loadedFile
 	seen     map[string]bool
 	fetched  map[string]fetchResult // prefetched, not yet visited
 	warnings []Warning
+	// listings caches the directories globs listed (by slash path relative
+	// to the root), so a directory is read once however many globs and
+	// "**" segments walk it; checkDefinitions looks definition files up in
+	// it too.
+	listings   map[string][]dirEntry
+	arena      fileArena // for reads on the loading goroutine
+	direntBufs [][]byte  // scratch for directory listings, one per worker
 }
 
 // includeRef says which includes entry led to a file.
@@ -115,7 +131,7 @@ func (l *loader) visit(rel string, stack []string, via *includeRef) error {
 	l.seen[rel] = true
 	res, ok := l.fetched[rel]
 	if !ok {
-		res = l.fetch(rel)
+		res = l.fetch(rel, &l.arena)
 	}
 	delete(l.fetched, rel)
 	if res.readErr != nil {
@@ -150,9 +166,10 @@ type fetchResult struct {
 	err     error // the file is broken
 }
 
-// fetch reads one file and hands it to parseFile.
-func (l *loader) fetch(rel string) fetchResult {
-	data, err := fs.ReadFile(l.fsys, rel)
+// fetch reads one file and hands it to parseFile. a is the calling
+// goroutine's arena.
+func (l *loader) fetch(rel string, a *fileArena) fetchResult {
+	data, err := l.readFile(rel, a)
 	if err != nil {
 		return fetchResult{readErr: err}
 	}
@@ -160,15 +177,142 @@ func (l *loader) fetch(rel string) fetchResult {
 	return fetchResult{lf: lf, err: err}
 }
 
+// fileArena holds the contents of the small files one goroutine reads, in
+// blocks of 64 KiB: one allocation for many files, which stay in memory
+// with the Tree anyway. Each file's slice is capped at its length.
+type fileArena struct {
+	block []byte // the current block; its free space follows len
+}
+
+// free returns the free space of the current block (at least 8 KiB), as an
+// empty slice.
+func (a *fileArena) free() []byte {
+	if cap(a.block)-len(a.block) < 8<<10 {
+		a.block = make([]byte, 0, 64<<10)
+	}
+	return a.block[len(a.block):len(a.block)]
+}
+
+// take marks n bytes of the free space as used.
+func (a *fileArena) take(n int) { a.block = a.block[:len(a.block)+n] }
+
+// readFile reads a file of the tree.
+func (l *loader) readFile(rel string, a *fileArena) ([]byte, error) {
+	if l.native && fs.ValidPath(rel) {
+		if data, ok := readFileFast(l.root, rel, a); ok {
+			return data, nil
+		}
+	}
+	return fs.ReadFile(l.fsys, rel)
+}
+
+// readDir lists a directory of the tree for globFS, sorted by name; a
+// directory that does not exist, or is not a directory, has no entries.
+func (l *loader) readDir(dir string) ([]dirEntry, error) {
+	if entries, ok := l.listings[dir]; ok {
+		return entries, nil
+	}
+	entries, err := l.listDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		} else if st, serr := fs.Stat(l.fsys, dir); serr == nil && !st.IsDir() {
+			err = nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		entries = nil
+	}
+	if l.listings == nil {
+		l.listings = map[string][]dirEntry{}
+	}
+	l.listings[dir] = entries
+	return entries, nil
+}
+
+// listAhead lists dirs that are not listed yet in parallel, when there are
+// several (a "**" over a tree of many directories): a glob then walks the
+// tree on all processors. Only the fast path is taken; a directory it
+// cannot list is left to readDir.
+func (l *loader) listAhead(dirs []string) {
+	if !l.native {
+		return
+	}
+	var todo []string
+	for _, d := range dirs {
+		if _, ok := l.listings[d]; !ok && fs.ValidPath(d) {
+			todo = append(todo, d)
+		}
+	}
+	if len(todo) < 4 {
+		return
+	}
+	results := make([][]dirEntry, len(todo))
+	listed := make([]bool, len(todo))
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	for len(l.direntBufs) < workers {
+		l.direntBufs = append(l.direntBufs, make([]byte, 32<<10))
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		buf := l.direntBufs[w]
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(todo) {
+					return
+				}
+				results[i], listed[i] = readDirFast(l.root, todo[i], buf)
+			}
+		})
+	}
+	wg.Wait()
+	if l.listings == nil {
+		l.listings = map[string][]dirEntry{}
+	}
+	for i, d := range todo {
+		if listed[i] {
+			l.listings[d] = results[i]
+		}
+	}
+}
+
+func (l *loader) listDir(dir string) ([]dirEntry, error) {
+	if l.native && fs.ValidPath(dir) {
+		if len(l.direntBufs) == 0 {
+			l.direntBufs = append(l.direntBufs, make([]byte, 32<<10))
+		}
+		if entries, ok := readDirFast(l.root, dir, l.direntBufs[0]); ok {
+			return entries, nil
+		}
+	}
+	des, err := fs.ReadDir(l.fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]dirEntry, len(des))
+	for i, e := range des {
+		entries[i] = dirEntry{name: e.Name(), typ: e.Type()}
+	}
+	return entries, nil
+}
+
 // prefetch reads and decodes the files an include matched, in parallel, so
 // that trees of many image files load in a fraction of the time. visit still
 // takes them in order, so results and the first error do not depend on
 // timing.
 func (l *loader) prefetch(rels []string) {
+	if len(rels) < 2 {
+		return
+	}
 	var todo []string
+	inTodo := make(map[string]bool, len(rels))
 	for _, r := range rels {
-		if _, ok := l.fetched[r]; !ok && !l.seen[r] && !slices.Contains(todo, r) {
+		if _, ok := l.fetched[r]; !ok && !l.seen[r] && !inTodo[r] {
 			todo = append(todo, r)
+			inTodo[r] = true
 		}
 	}
 	if len(todo) < 2 {
@@ -180,16 +324,21 @@ func (l *loader) prefetch(rels []string) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			var a fileArena
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(todo) {
 					return
 				}
-				results[i] = l.fetch(todo[i])
+				results[i] = l.fetch(todo[i], &a)
 			}
 		})
 	}
 	wg.Wait()
+	if len(l.fetched) == 0 {
+		l.fetched = make(map[string]fetchResult, len(todo))
+	}
+	l.files = slices.Grow(l.files, len(todo))
 	for i, r := range todo {
 		l.fetched[r] = results[i]
 	}
@@ -199,21 +348,27 @@ func (l *loader) prefetch(rels []string) {
 // images it declares. It does no I/O.
 func parseFile(rel, osPath string, data []byte) (*loadedFile, error) {
 	f := &srcFile{rel: rel, path: osPath, data: data}
-	if err := scanFile(f); err != nil {
+	values, err := scanFile(f)
+	if err != nil {
 		return nil, err
 	}
 	lf := &loadedFile{src: f}
 	if !f.hasSettings {
 		return lf, nil
 	}
-	var err error
-	if lf.values, err = decodeFile(f); err != nil {
-		return nil, err
+	if values == nil {
+		if values, err = decodeFile(f); err != nil {
+			return nil, err
+		}
+	} else {
+		f.noFloats = true
 	}
+	lf.values = values
 	if v, ok := lf.values["images"]; ok {
 		d := settingsDecoder{warnings: &lf.warnings, defs: &lf.defs}
 		lf.images, lf.imagesErr = decodeImages(d, f, v)
 	}
+	f.variantKeys = nil // used up by decodeImages; the file stays in memory
 	return lf, nil
 }
 
@@ -295,7 +450,7 @@ func (l *loader) resolveInclude(f *srcFile, ref *includeRef, pat string) ([]stri
 	if err := validGlob(joined); err != nil {
 		return nil, ref.errAt(ErrValue, "bad glob %q: %v", pat, err)
 	}
-	matches, start, links, err := globFS(l.fsys, joined)
+	matches, start, links, err := globFS(l, joined)
 	if err != nil {
 		return nil, ref.errAt(ErrRead, "cannot expand glob %q: %s", pat, errText(err))
 	}
@@ -318,6 +473,9 @@ func (l *loader) checkDefinitions(defs []defRef) error {
 	checked := map[string]error{}
 	for _, d := range defs {
 		err, ok := checked[d.abs]
+		if !ok && l.isListedFile(d.abs) {
+			err, ok = nil, true
+		}
 		if !ok {
 			var isDir bool
 			isDir, err = l.stat(d.abs)
@@ -334,4 +492,24 @@ func (l *loader) checkDefinitions(defs []defRef) error {
 		}
 	}
 	return nil
+}
+
+// isListedFile reports whether a directory listing made while loading shows
+// the OS path p as a regular file (not a link): stat would find it and find
+// it is no directory, so checkDefinitions need not ask again.
+func (l *loader) isListedFile(p string) bool {
+	if !l.native || len(l.listings) == 0 {
+		return false
+	}
+	rel, err := filepath.Rel(l.rootDir, filepath.Dir(p))
+	if err != nil {
+		return false
+	}
+	entries, ok := l.listings[filepath.ToSlash(rel)]
+	if !ok {
+		return false
+	}
+	name := filepath.Base(p)
+	i, found := slices.BinarySearchFunc(entries, name, func(e dirEntry, name string) int { return strings.Compare(e.name, name) })
+	return found && entries[i].typ == 0
 }

@@ -16,8 +16,11 @@ type settings struct {
 	capabilities map[string]bool
 	labels       []string
 	channels     []string
-	delivery     map[string]any // "*" values are nil
-	unresolved   []string       // paths relative to the image table, sorted
+	// delivery is the delivery table. When deliveryOwned, it was built by
+	// one Expand call and its "*" values are nil already; otherwise it is
+	// the Tree's table, which Expand copies with "*" values as nil.
+	delivery   map[string]any
+	unresolved []string // paths relative to the image table, sorted
 	// deliveryOwned is true when delivery was built by one Expand call
 	// (so its variants may share it without a copy).
 	deliveryOwned bool
@@ -74,8 +77,9 @@ type settingsDecoder struct {
 
 func (d settingsDecoder) decode(f *srcFile, base keyPath, m map[string]any, mode settingsMode) (*settings, error) {
 	s := &settings{}
-	for _, k := range sortedKeys(m) {
-		if err := d.decodeKey(f, base, k, m[k], s, mode); err != nil {
+	var pbuf, kbuf [8]string
+	for _, k := range appendSortedKeys(kbuf[:0], m) {
+		if err := d.decodeKey(f, tempPath(pbuf[:], base, k), k, m[k], s, mode); err != nil {
 			return nil, err
 		}
 	}
@@ -83,10 +87,10 @@ func (d settingsDecoder) decode(f *srcFile, base keyPath, m map[string]any, mode
 	return s, nil
 }
 
-// decodeKey decodes one top-level key of an image table into s.
-func (d settingsDecoder) decodeKey(f *srcFile, base keyPath, k string, v any, s *settings, mode settingsMode) error {
+// decodeKey decodes one top-level key k of an image table, at path p (which
+// ends with k, and is not kept), into s.
+func (d settingsDecoder) decodeKey(f *srcFile, p keyPath, k string, v any, s *settings, mode settingsMode) error {
 	r := reader{f}
-	p := base.with(k)
 	if mode != modeExpand {
 		if err := checkFinite(f, p, v); err != nil {
 			return err
@@ -124,29 +128,37 @@ func (d settingsDecoder) decodeKey(f *srcFile, base keyPath, k string, v any, s 
 	return err
 }
 
-// withoutKey returns a copy of s with everything decoded from top-level
-// key k cleared, ready for decodeKey to decode a new value of k.
-func (s *settings) withoutKey(k string) *settings {
+// withoutKeys returns a copy of s with everything decoded from the
+// top-level keys cleared, ready for decodeKey to decode new values of them.
+func (s *settings) withoutKeys(keys []string) *settings {
 	c := *s
-	switch k {
-	case "description":
-		c.description = ""
-	case "definition":
-		c.defType, c.defPath, c.profiles = "", "", nil
-	case "capabilities":
-		c.capabilities = nil
-	case "publish":
-		c.labels, c.channels = nil, nil
-	case "delivery":
-		c.delivery, c.deliveryOwned = nil, false
+	for _, k := range keys {
+		switch k {
+		case "description":
+			c.description = ""
+		case "definition":
+			c.defType, c.defPath, c.profiles = "", "", nil
+		case "capabilities":
+			c.capabilities = nil
+		case "publish":
+			c.labels, c.channels = nil, nil
+		case "delivery":
+			c.delivery, c.deliveryOwned = nil, false
+		}
 	}
 	c.unresolved = make([]string, 0, len(s.unresolved))
 	for _, u := range s.unresolved {
-		if u != k && !strings.HasPrefix(u, k+".") && !strings.HasPrefix(u, k+"[") {
+		if !slices.ContainsFunc(keys, func(k string) bool { return isUnder(u, k) }) {
 			c.unresolved = append(c.unresolved, u)
 		}
 	}
 	return &c
+}
+
+// isUnder reports whether the unresolved path u is k or lies under it.
+func isUnder(u, k string) bool {
+	rest, ok := strings.CutPrefix(u, k)
+	return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
 }
 
 func (d settingsDecoder) warn(w Warning) {
@@ -269,8 +281,9 @@ func (d settingsDecoder) publish(f *srcFile, p keyPath, v any, s *settings, mode
 	if err != nil {
 		return err
 	}
-	for _, k := range sortedKeys(pub) {
-		kp := p.with(k)
+	var pbuf, kbuf [8]string
+	for _, k := range appendSortedKeys(kbuf[:0], pub) {
+		kp := tempPath(pbuf[:], p, k)
 		switch k {
 		case "labels", "channels":
 			list, err := r.strList(kp, pub[k])
@@ -325,14 +338,20 @@ func (d settingsDecoder) delivery(f *srcFile, p keyPath, v any, s *settings, mod
 			}
 		}
 	}
-	collectUnresolved(keyPath{"delivery"}, del, &s.unresolved)
+	if mode == modeRule {
+		return nil // rules are only checked here; Expand merges them
+	}
 	if mode == modeExpand {
 		// The merged table belongs to this Expand call: mark "*" in place.
-		s.delivery = nilUnresolved(del).(map[string]any)
+		takeUnresolved(keyPath{"delivery"}, del, &s.unresolved)
+		s.delivery = del
 		s.deliveryOwned = true
 		return nil
 	}
-	s.delivery = deepCopy(del, true).(map[string]any)
+	collectUnresolved(keyPath{"delivery"}, del, &s.unresolved)
+	// The image's own table, shared with the Tree: Expand copies it (with
+	// "*" as nil) for its variants.
+	s.delivery = del
 	return nil
 }
 

@@ -35,18 +35,28 @@ type srcFile struct {
 
 	includes    []string       // the top-level includes array
 	hasSettings bool           // has a relevant top-level key besides includes
+	noFloats    bool           // its values were built by docBuilder, which builds no floats
 	offsets     map[string]int // key path (keyPath.String) -> byte offset of the key; built on first use
 	indexOnce   sync.Once
 	// variantKeys maps an image name to the keys of its [variants] table in
-	// document order (user dimensions are expanded in that order).
-	variantKeys map[string][]string
+	// document order (user dimensions are expanded in that order), until
+	// the file's images are decoded.
+	variantKeys map[string]*[]string
 }
 
 // keyPath is a TOML key path; array indexes are segments of the form "[N]".
 type keyPath []string
 
 func (p keyPath) String() string {
+	if len(p) == 1 && isBareKey(p[0]) {
+		return p[0]
+	}
+	n := 0
+	for _, s := range p {
+		n += len(s) + 1
+	}
 	var b strings.Builder
+	b.Grow(n) // exact unless a segment needs quotes
 	for i, s := range p {
 		if strings.HasPrefix(s, "[") {
 			b.WriteString(s)
@@ -68,6 +78,14 @@ func (p keyPath) String() string {
 func (p keyPath) with(segs ...string) keyPath {
 	q := make(keyPath, 0, len(p)+len(segs))
 	return append(append(q, p...), segs...)
+}
+
+// tempPath returns base followed by segs, in buf (an array of the caller,
+// so that short paths need no allocation). It is for paths that only serve
+// messages while a value is checked and are not kept; keyPath.with makes a
+// path to keep.
+func tempPath(buf []string, base keyPath, segs ...string) keyPath {
+	return append(append(buf[:0], base...), segs...)
 }
 
 func index(i int) string { return "[" + strconv.Itoa(i) + "]" }
@@ -106,7 +124,7 @@ func (f *srcFile) locate(path keyPath) (line, col int) {
 		return 0, 0
 	}
 	// Index the key positions on first use (Expand may run concurrently).
-	f.indexOnce.Do(func() { _ = (&walker{f: f, index: true}).run() })
+	f.indexOnce.Do(func() { _ = (&walker{f: f}).run() })
 	for n := len(path); n > 0; n-- {
 		if off, ok := f.offsets[path[:n].String()]; ok {
 			return position(f.data, off)
@@ -133,22 +151,200 @@ func (f *srcFile) warnAt(path keyPath, format string, args ...any) Warning {
 
 // scanFile checks the syntax of f.data with the streaming TOML parser and
 // records the includes, whether the file has settings to decode, and the
-// order of [variants] keys. It builds no values and no strings for keys, so
-// large files of ignored keys (such as azldev's component lists) cost
-// little. Key positions are indexed only when a message needs one.
-func scanFile(f *srcFile) error {
-	return (&walker{f: f}).run()
+// order of [variants] keys. It builds no strings for the keys of ignored
+// tables, so large files of ignored keys (such as azldev's component lists)
+// cost little. Key positions are indexed only when a message needs one.
+//
+// It also returns the values of the file's settings, built from the same
+// syntax tree (see docBuilder), or nil when the file has ignored top-level
+// keys as well or the builder gave up: parseFile then decodes the file
+// with toml.Unmarshal.
+func scanFile(f *srcFile) (map[string]any, error) {
+	f.includes, f.hasSettings, f.variantKeys = nil, false, nil
+	s := scannerPool.Get().(*scanner)
+	s.f = f
+	s.b.init()
+	p := parserPool.Get().(*unstable.Parser)
+	defer func() {
+		p.Reset(nil)
+		parserPool.Put(p)
+		s.f = nil
+		s.b.reset()
+		scannerPool.Put(s)
+	}()
+	p.Reset(f.data)
+	relevant := true    // whether the current table is under a relevant top-level key
+	var header notePath // the current table, if it is relevant
+	sawIncludes := false
+	var keyBuf [8][]byte
+	var offBuf [8]int
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			keys, offs := keyParts(e, keyBuf[:0], offBuf[:0])
+			if len(keys) == 0 {
+				continue
+			}
+			if string(keys[0]) == "includes" {
+				return nil, f.errAtOffset(offs[0], ErrType, keyPath{"includes"}, "expected an array of strings, found a table")
+			}
+			relevant = relevantTopKeys[string(keys[0])]
+			header = notePath{}
+			if !relevant {
+				s.b.giveUp() // values of ignored keys are not built
+				continue
+			}
+			f.hasSettings = true
+			for _, k := range keys {
+				header.push(k)
+			}
+			if header.n == 4 {
+				s.note(&header)
+			}
+			s.b.table(keys, e.Kind == unstable.ArrayTable)
+		case unstable.KeyValue:
+			keys, offs := keyParts(e, keyBuf[:0], offBuf[:0])
+			if len(keys) == 0 {
+				continue
+			}
+			if header.n == 0 && relevant {
+				// A root-level key, before any table header.
+				if string(keys[0]) == "includes" {
+					if len(keys) > 1 {
+						return nil, f.errAtOffset(offs[0], ErrType, keyPath{"includes"}, "expected an array of strings, found a table")
+					} else if sawIncludes {
+						// Let the decoder report the duplicate key.
+						f.hasSettings = true
+					} else {
+						incs, err := includesValue(f, e.Value(), offs[0])
+						if err != nil {
+							return nil, err
+						}
+						f.includes = incs
+					}
+					sawIncludes = true
+				} else if relevantTopKeys[string(keys[0])] {
+					f.hasSettings = true
+				} else {
+					s.b.giveUp()
+					continue
+				}
+			} else if !relevant {
+				continue
+			}
+			path := header
+			for _, k := range keys {
+				s.push(&path, k)
+			}
+			s.value(path, e.Value())
+			s.b.keyValue(keys, e.Value())
+		}
+	}
+	if err := p.Error(); err != nil {
+		var perr *unstable.ParserError
+		off := len(f.data)
+		if errors.As(err, &perr) {
+			off = offsetIn(f.data, perr.Highlight)
+		}
+		line, col := position(f.data, off)
+		return nil, &ConfigError{File: f.path, Line: line, Col: col, Msg: err.Error(), Kind: ErrSyntax, Err: err}
+	}
+	return s.b.result(), nil
 }
 
-// walker walks the syntax tree of a file. In index mode it records the
-// byte offset of every key path under a relevant top-level key; it must not
-// build errors then (errAt indexes the file, under a sync.Once).
+// scanner is the state of scanFile. Keys are the parser's bytes (slices of
+// the file or of unescaped copies), turned into strings only when kept.
+type scanner struct {
+	f *srcFile
+	b docBuilder
+}
+
+// scannerPool recycles the scanners' buffers across files.
+var scannerPool = sync.Pool{New: func() any { return new(scanner) }}
+
+// keyParts appends the parts of a (dotted) key of a top-level expression and
+// their byte offsets to keys and offs.
+func keyParts(n *unstable.Node, keys [][]byte, offs []int) ([][]byte, []int) {
+	for it := n.Key(); it.Next(); {
+		k := it.Node()
+		keys = append(keys, k.Data)
+		offs = append(offs, int(k.Raw.Offset))
+	}
+	return keys, offs
+}
+
+// notePath is a key path as far as note looks at it: its first four parts
+// (and its length).
+type notePath struct {
+	parts [4][]byte
+	n     int
+}
+
+func (p *notePath) push(k []byte) {
+	if p.n < len(p.parts) {
+		p.parts[p.n] = k
+	}
+	p.n++
+}
+
+// push adds k to path and notes the result.
+func (s *scanner) push(path *notePath, k []byte) {
+	path.push(k)
+	if path.n == 4 {
+		s.note(path)
+	}
+}
+
+// note records the order of the keys of images.NAME.variants, from a path
+// of four parts.
+func (s *scanner) note(path *notePath) {
+	p := &path.parts
+	if string(p[0]) != "images" || string(p[2]) != "variants" {
+		return
+	}
+	f := s.f
+	if f.variantKeys == nil {
+		f.variantKeys = map[string]*[]string{}
+	}
+	ks := f.variantKeys[string(p[1])]
+	if ks == nil {
+		ks = &[]string{}
+		f.variantKeys[string(p[1])] = ks
+	}
+	if !slices.ContainsFunc(*ks, func(k string) bool { return k == string(p[3]) }) {
+		*ks = append(*ks, internKey(p[3]))
+	}
+}
+
+// value notes the keys inside inline tables under path, down to the depth
+// note looks at.
+func (s *scanner) value(path notePath, v *unstable.Node) {
+	if v == nil || path.n >= 4 || v.Kind != unstable.InlineTable {
+		return
+	}
+	it := v.Children()
+	for it.Next() {
+		kv := it.Node()
+		if kv.Kind != unstable.KeyValue {
+			continue
+		}
+		p := path
+		for k := kv.Key(); k.Next(); {
+			s.push(&p, k.Node().Data)
+		}
+		s.value(p, kv.Value())
+	}
+}
+
+// walker indexes the byte offset of every key path under a relevant
+// top-level key, for messages. It must not build errors (errAt indexes the
+// file, under a sync.Once).
 type walker struct {
-	f     *srcFile
-	index bool
-	path  keyPath  // reused buffer
-	keys  []string // reused by keyParts
-	offs  []int
+	f    *srcFile
+	path keyPath  // reused buffer
+	keys []string // reused by keyParts
+	offs []int
 }
 
 // parserPool recycles the parsers' node arenas across files.
@@ -156,21 +352,16 @@ var parserPool = sync.Pool{New: func() any { return new(unstable.Parser) }}
 
 func (w *walker) run() error {
 	f := w.f
-	if w.index {
-		f.offsets = map[string]int{}
-	} else {
-		f.includes, f.hasSettings, f.variantKeys = nil, false, nil
-	}
+	f.offsets = map[string]int{}
 	p := parserPool.Get().(*unstable.Parser)
 	defer func() {
 		p.Reset(nil)
 		parserPool.Put(p)
 	}()
 	p.Reset(f.data)
-	var header keyPath        // current table, with array-of-tables indexes in index mode
+	var header keyPath        // current table, with array-of-tables indexes
 	relevant := true          // whether the current table is under a relevant top-level key
-	var arrays map[string]int // index mode: array-of-tables path -> elements so far
-	sawIncludes := false
+	var arrays map[string]int // array-of-tables path -> elements so far
 	for p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
@@ -179,18 +370,9 @@ func (w *walker) run() error {
 			if len(keys) == 0 {
 				continue
 			}
-			if keys[0] == "includes" && !w.index {
-				return f.errAtOffset(offs[0], ErrType, keyPath{"includes"}, "expected an array of strings, found a table")
-			}
 			relevant = relevantTopKeys[keys[0]]
 			header = header[:0]
 			if !relevant {
-				continue
-			}
-			f.hasSettings = true
-			if !w.index {
-				header = append(header, keys...)
-				w.note(header, 0)
 				continue
 			}
 			if arrays == nil {
@@ -218,27 +400,7 @@ func (w *walker) run() error {
 			}
 			if len(header) == 0 && relevant {
 				// A root-level key, before any table header.
-				if keys[0] == "includes" {
-					// Checked in scan mode only: errAt would index the file,
-					// which is what index mode is doing.
-					if w.index {
-						// nothing to check
-					} else if len(keys) > 1 {
-						return f.errAtOffset(offs[0], ErrType, keyPath{"includes"}, "expected an array of strings, found a table")
-					} else if sawIncludes {
-						// Let the decoder report the duplicate key.
-						f.hasSettings = true
-					} else {
-						incs, err := includesValue(f, e.Value(), offs[0])
-						if err != nil {
-							return err
-						}
-						f.includes = incs
-					}
-					sawIncludes = true
-				} else if relevantTopKeys[keys[0]] {
-					f.hasSettings = true
-				} else {
+				if keys[0] != "includes" && !relevantTopKeys[keys[0]] {
 					continue
 				}
 			} else if !relevant {
@@ -252,42 +414,21 @@ func (w *walker) run() error {
 			w.value(e.Value())
 		}
 	}
-	if err := p.Error(); err != nil {
-		var perr *unstable.ParserError
-		off := len(f.data)
-		if errors.As(err, &perr) {
-			off = offsetIn(f.data, perr.Highlight)
-		}
-		line, col := position(f.data, off)
-		return &ConfigError{File: f.path, Line: line, Col: col, Msg: err.Error(), Kind: ErrSyntax, Err: err}
-	}
 	return nil
 }
 
-// note records a key path: its offset in index mode, the order of the keys
-// of images.NAME.variants in scan mode.
+// note records the offset of a key path.
 func (w *walker) note(path keyPath, off int) {
-	if w.index {
-		s := path.String()
-		if _, ok := w.f.offsets[s]; !ok {
-			w.f.offsets[s] = off
-		}
-		return
-	}
-	if len(path) == 4 && path[0] == "images" && path[2] == "variants" {
-		if w.f.variantKeys == nil {
-			w.f.variantKeys = map[string][]string{}
-		}
-		if ks := w.f.variantKeys[path[1]]; !slices.Contains(ks, path[3]) {
-			w.f.variantKeys[path[1]] = append(ks, path[3])
-		}
+	s := path.String()
+	if _, ok := w.f.offsets[s]; !ok {
+		w.f.offsets[s] = off
 	}
 }
 
 // value records the keys inside inline tables and the elements of arrays
 // under w.path (restored on return).
 func (w *walker) value(v *unstable.Node) {
-	if v == nil || (!w.index && len(w.path) >= 4) {
+	if v == nil {
 		return
 	}
 	base := len(w.path)
@@ -299,7 +440,7 @@ func (w *walker) value(v *unstable.Node) {
 			if kv.Kind != unstable.KeyValue {
 				continue
 			}
-			keys, offs := keyParts(kv)
+			keys, offs := stringKeyParts(kv)
 			for i, k := range keys {
 				w.path = append(w.path, k)
 				w.note(w.path, offs[i])
@@ -308,9 +449,6 @@ func (w *walker) value(v *unstable.Node) {
 			w.path = w.path[:base]
 		}
 	case unstable.Array:
-		if !w.index {
-			return
-		}
 		it := v.Children()
 		for i := 0; it.Next(); i++ {
 			el := it.Node()
@@ -332,12 +470,13 @@ func (f *srcFile) errAtOffset(off int, kind error, path keyPath, format string, 
 	return e
 }
 
-// keyParts returns the parts of a (dotted) key and their byte offsets.
-func keyParts(n *unstable.Node) ([]string, []int) {
+// stringKeyParts returns the parts of a (dotted) key and their byte
+// offsets.
+func stringKeyParts(n *unstable.Node) ([]string, []int) {
 	return appendKeyParts(n, nil, nil)
 }
 
-// keyParts is keyParts for top-level expressions, reusing the walker's
+// keyParts is stringKeyParts for top-level expressions, reusing the walker's
 // buffers (valid until the next call).
 func (w *walker) keyParts(n *unstable.Node) ([]string, []int) {
 	w.keys, w.offs = appendKeyParts(n, w.keys[:0], w.offs[:0])
@@ -454,6 +593,9 @@ func typeName(v any) string {
 
 // checkFinite rejects NaN and infinite floats, which JSON cannot carry.
 func checkFinite(f *srcFile, path keyPath, v any) error {
+	if f.noFloats || allFinite(v) {
+		return nil // the common cases, without building paths
+	}
 	switch x := v.(type) {
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -477,6 +619,27 @@ func checkFinite(f *srcFile, path keyPath, v any) error {
 		}
 	}
 	return nil
+}
+
+// allFinite reports whether v holds no NaN or infinite float.
+func allFinite(v any) bool {
+	switch x := v.(type) {
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
+	case []any:
+		for _, e := range x {
+			if !allFinite(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if !allFinite(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isScalar reports whether v needs no finiteness check (paths are only

@@ -91,8 +91,12 @@ func buildTree(root string, files []loadedFile) (*Tree, []Warning, []defRef, err
 	var warnings []Warning
 	var defs []defRef
 	d := settingsDecoder{warnings: &warnings, defs: &defs}
-	t := &Tree{Root: root, Distros: map[string]*Distro{}}
-	images := map[string]*Image{}
+	t := &Tree{Root: root, Distros: map[string]*Distro{}, Files: make([]string, 0, len(files))}
+	n := 0
+	for _, lf := range files {
+		n += len(lf.images)
+	}
+	images := make(map[string]*Image, n)
 	targets := map[string]*PublishTarget{}
 	for _, lf := range files {
 		f := lf.src

@@ -18,12 +18,18 @@ func isUnresolved(v any) bool {
 
 // sortedKeys returns the keys of m in lexical order.
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+	return appendSortedKeys(make([]string, 0, len(m)), m)
+}
+
+// appendSortedKeys appends the keys of m to dst in lexical order; with a
+// dst on the caller's stack, small tables need no allocation.
+func appendSortedKeys[V any](dst []string, m map[string]V) []string {
+	n := len(dst)
 	for k := range m {
-		keys = append(keys, k)
+		dst = append(dst, k)
 	}
-	slices.Sort(keys)
-	return keys
+	slices.Sort(dst[n:])
+	return dst
 }
 
 // reader reads typed values from one file, producing located errors.
@@ -120,30 +126,10 @@ func deepCopy(v any, starNil bool) any {
 		if starNil && x == unresolvedMark {
 			return nil
 		}
-		return x
+		return v // v, not x: boxing x again would allocate
 	default:
 		return v
 	}
-}
-
-// nilUnresolved replaces "*" values under v, which the caller owns, by nil
-// and returns v (or nil if v itself is "*").
-func nilUnresolved(v any) any {
-	switch x := v.(type) {
-	case string:
-		if x == unresolvedMark {
-			return nil
-		}
-	case map[string]any:
-		for k, e := range x {
-			x[k] = nilUnresolved(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = nilUnresolved(e)
-		}
-	}
-	return v
 }
 
 // mergeInto merges src into dst, which the caller owns: tables are merged
@@ -194,27 +180,66 @@ func deletePath(m map[string]any, path []string) {
 // collectUnresolved appends the paths of all "*" values under v. Paths are
 // built only for the values found.
 func collectUnresolved(path keyPath, v any, out *[]string) {
-	stack := slices.Clone(path)
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case string:
-			if x == unresolvedMark {
-				*out = append(*out, stack.String())
+	var buf [8]string
+	appendUnresolved(tempPath(buf[:], path), v, out)
+}
+
+// appendUnresolved is collectUnresolved below path (a buffer that callers
+// further down overwrite).
+func appendUnresolved(path keyPath, v any, out *[]string) {
+	switch x := v.(type) {
+	case string:
+		if x == unresolvedMark {
+			*out = append(*out, path.String())
+		}
+	case map[string]any:
+		for k, e := range x {
+			appendUnresolved(append(path, k), e, out)
+		}
+	case []any:
+		for i, e := range x {
+			if s, ok := e.(string); ok && s != unresolvedMark {
+				continue // nothing to find, no index to build
 			}
-		case map[string]any:
-			for k, e := range x {
-				stack = append(stack, k)
-				walk(e)
-				stack = stack[:len(stack)-1]
+			appendUnresolved(append(path, index(i)), e, out)
+		}
+	}
+}
+
+// takeUnresolved is collectUnresolved for a table the caller owns, which it
+// changes in the same walk: the "*" values become nil.
+func takeUnresolved(path keyPath, m map[string]any, out *[]string) {
+	var buf [8]string
+	takeUnresolvedIn(tempPath(buf[:], path), m, out)
+}
+
+func takeUnresolvedIn(path keyPath, v any, out *[]string) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if isUnresolved(e) {
+				*out = append(*out, append(path, k).String())
+				x[k] = nil
+			} else if isContainer(e) {
+				takeUnresolvedIn(append(path, k), e, out)
 			}
-		case []any:
-			for i, e := range x {
-				stack = append(stack, index(i))
-				walk(e)
-				stack = stack[:len(stack)-1]
+		}
+	case []any:
+		for i, e := range x {
+			if isUnresolved(e) {
+				*out = append(*out, append(path, index(i)).String())
+				x[i] = nil
+			} else if isContainer(e) {
+				takeUnresolvedIn(append(path, index(i)), e, out)
 			}
 		}
 	}
-	walk(v)
+}
+
+func isContainer(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return true
+	}
+	return false
 }
