@@ -323,6 +323,12 @@ build {
 	if !strings.Contains(string(osRelease), "VERSION_CODENAME=bookworm") {
 		t.Errorf("/etc/os-release of the built disk:\n%s", osRelease)
 	}
+	// The description's config.sh ran: the image does not carry the build
+	// host's name, which debootstrap copies into /etc/hostname.
+	hn, err := bootfiles.ExtFS{Image: disk, Offset: root.Partition.Start}.ReadFile(context.Background(), "/etc/hostname")
+	if err != nil || strings.TrimSpace(string(hn)) != "localhost" {
+		t.Errorf("/etc/hostname of the built disk: %q, %v; want localhost (config.sh)", hn, err)
+	}
 }
 
 // TestCtrlCDuringAKiwiBuildStopsKiwiAndRemovesTheOutput interrupts packer

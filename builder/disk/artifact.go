@@ -62,7 +62,7 @@ func (a *Artifact) registryImage() (*registryimage.Image, error) {
 		labels["disk_sha256"] = d.SHA256
 		labels["disk_size"] = strconv.FormatInt(d.Size, 10)
 	}
-	for _, role := range []string{artifact.RoleKernel, artifact.RoleInitrd, artifact.RoleRootfs} {
+	for _, role := range []string{artifact.RoleKernel, artifact.RoleInitrd, artifact.RoleRootfs, artifact.RoleCmdline} {
 		if f, err := a.One(role); err == nil {
 			labels[role+"_sha256"] = f.SHA256
 		}

@@ -122,7 +122,7 @@ func (c *Config) generatedVariant() map[string]string {
 // roleOrder is the order of files in the artifact.
 var roleOrder = map[string]int{
 	artifact.RoleDisk: 0, artifact.RoleVHD: 1, roleOther: 2, artifact.RoleKernel: 3, artifact.RoleInitrd: 4,
-	artifact.RoleRootfs: 5, artifact.RolePackages: 6, artifact.RoleLog: 7,
+	artifact.RoleRootfs: 5, artifact.RoleCmdline: 6, artifact.RolePackages: 7, artifact.RoleLog: 8,
 }
 
 // artifact assembles the artifact from a finished build's state.

@@ -390,6 +390,19 @@ func TestKiwiKisFilesAreTheBootFiles(t *testing.T) {
 	if _, err := a.One(artifact.RoleRootfs); err != nil {
 		t.Error(err)
 	}
+	c, err := a.One(artifact.RoleCmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(c.Path); string(b) != "root=UUID=0f1e2d3c console=ttyS0" || filepath.Base(c.Path) != "bm.cmdline" {
+		t.Errorf("cmdline %s: %q", c.Path, b)
+	}
+	if gd := a.State("generated_data").(map[string]interface{}); gd["CmdlinePath"] != c.Path {
+		t.Errorf("generated CmdlinePath %v, want %s", gd["CmdlinePath"], c.Path)
+	}
+	if !strings.Contains(ui.output(), "Kernel command line: root=UUID=0f1e2d3c console=ttyS0") {
+		t.Errorf("UI:\n%s", ui.output())
+	}
 }
 
 func TestKiwiFormatImageBecomesAVHDFile(t *testing.T) {

@@ -40,12 +40,12 @@ const (
 )
 
 // Names of the generated data (Prepare returns them; values are strings,
-// empty when not applicable). KernelPath, InitrdPath, RootfsPath and
+// empty when not applicable). KernelPath, InitrdPath, RootfsPath, CmdlinePath and
 // DiskSHA256 are only set after the boot files and checksums steps, so
 // provisioners (which run before them) see them empty.
 var generatedNames = []string{
 	"Key", "Image", "ImageName", "Arch", "Platform", "HyperVGeneration", "Firmware", "DistroVersion",
-	"Source", "OutputDir", "DiskPath", "DiskSHA256", "KernelPath", "InitrdPath", "RootfsPath",
+	"Source", "OutputDir", "DiskPath", "DiskSHA256", "KernelPath", "InitrdPath", "RootfsPath", "CmdlinePath",
 }
 
 // outputs is what the build wrote, by role, with checksums where known.

@@ -87,7 +87,7 @@ func (s *StepBootFiles) Run(ctx context.Context, state multistep.StateBag) multi
 }
 
 func (s *StepBootFiles) publish(state multistep.StateBag, out *outputs) multistep.StepAction {
-	for role, name := range map[string]string{artifact.RoleKernel: "KernelPath", artifact.RoleInitrd: "InitrdPath", artifact.RoleRootfs: "RootfsPath"} {
+	for role, name := range map[string]string{artifact.RoleKernel: "KernelPath", artifact.RoleInitrd: "InitrdPath", artifact.RoleRootfs: "RootfsPath", artifact.RoleCmdline: "CmdlinePath"} {
 		if f, ok := out.one(role); ok {
 			putGenerated(state, name, f.Path)
 		}

@@ -179,10 +179,10 @@ func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config,
 	if !c.wantBootFiles() {
 		return nil
 	}
-	var kernel, initrd, rootfs string
+	var kernel, initrd, rootfs, cmdline string
 	switch {
 	case res.Kernel != "" && res.Initrd != "" && res.Rootfs != "":
-		kernel, initrd, rootfs = res.Kernel, res.Initrd, res.Rootfs
+		kernel, initrd, rootfs, cmdline = res.Kernel, res.Initrd, res.Rootfs, res.Append
 	case res.KISArchive != "":
 		ui.Sayf("Extracting KIWI's kis archive %s", filepath.Base(res.KISArchive))
 		tmp := filepath.Join(s.targetDir, "osimage-kis")
@@ -193,19 +193,28 @@ func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config,
 		if err != nil {
 			return err
 		}
-		kernel, initrd, rootfs = k.Kernel, k.Initrd, k.Rootfs
+		kernel, initrd, rootfs, cmdline = k.Kernel, k.Initrd, k.Rootfs, k.Append
 	default:
 		return nil // StepBootFiles extracts them from the disk
 	}
 	for _, f := range []struct{ src, role, suffix string }{
 		{kernel, artifact.RoleKernel, ".kernel"}, {initrd, artifact.RoleInitrd, ".initrd"}, {rootfs, artifact.RoleRootfs, ".rootfs"},
+		{cmdline, artifact.RoleCmdline, ".cmdline"},
 	} {
+		if f.src == "" { // KIWI writes the .append file only for dracut initrds
+			continue
+		}
 		p, err := move(f.src, key+f.suffix)
 		if err != nil {
 			return err
 		}
 		ui.Sayf("%s from KIWI's kis output: %s", f.role, p)
 		out.add(artifact.File{Path: p, Role: f.role, Format: kisFormat(f.role, p)})
+		if f.role == artifact.RoleCmdline {
+			if b, err := os.ReadFile(p); err == nil {
+				ui.Sayf("Kernel command line: %s", strings.TrimSpace(string(b)))
+			}
+		}
 	}
 	return nil
 }

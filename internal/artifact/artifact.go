@@ -24,6 +24,7 @@ const (
 	RoleKernel   = "kernel"   // a kernel for direct (baremetal/PXE) boot
 	RoleInitrd   = "initrd"   // the matching initramfs
 	RoleRootfs   = "rootfs"   // a root filesystem image
+	RoleCmdline  = "cmdline"  // the kernel command line for direct boot (one line of text)
 	RolePackages = "packages" // the list of packages inside the image
 	RoleLog      = "log"      // a build log
 )

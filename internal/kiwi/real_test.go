@@ -145,6 +145,12 @@ func TestRealBuild(t *testing.T) {
 	if !strings.Contains(string(osRelease), "VERSION_CODENAME=bookworm") {
 		t.Errorf("/etc/os-release of the rootfs:\n%s", osRelease)
 	}
+	// The description's config.sh ran: the image does not carry the build
+	// host's name (debootstrap copies /etc/hostname).
+	hn, err := bootfiles.ExtFS{Image: bf.Rootfs.Path}.ReadFile(ctx, "/etc/hostname")
+	if err != nil || strings.TrimSpace(string(hn)) != "localhost" {
+		t.Errorf("/etc/hostname of the rootfs: %q, %v; want localhost (config.sh)", hn, err)
+	}
 }
 
 // realRunner skips unless a real KIWI build can run here.
