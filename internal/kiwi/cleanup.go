@@ -25,9 +25,13 @@ var (
 // A KIWI killed mid-build leaves bind mounts of the host's /dev, /proc,
 // /sys and its cache inside build/image-root, and loop devices attached to
 // the disk file. A plain os.RemoveAll would walk into the bind-mounted /dev
-// and delete the host's device nodes. RemoveTarget first detaches (lazily,
-// deepest first) every mount under dir and every loop device backed by a
-// file under dir, checks that none is left, and only then removes dir.
+// and delete the host's device nodes. It also leaves the disk's root
+// partition mounted outside dir, under /var/tmp/kiwi_mount_manager.*,
+// through a loop device backed by the disk file: removing the file then
+// keeps its space allocated until reboot. RemoveTarget first detaches
+// (lazily, deepest first) every mount under dir and every mount of a loop
+// device backed by a file under dir, detaches those loop devices, checks
+// that no mount is left under dir, and only then removes dir.
 func RemoveTarget(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -50,7 +54,20 @@ func RemoveTarget(dir string) error {
 			return fmt.Errorf("unmount %s (left by KIWI): %w", m, err)
 		}
 	}
-	if err := detachLoops(abs); err != nil {
+	loops := loopsUnder(abs)
+	loopMounts, err := mountsOfDevices(loops)
+	if err != nil {
+		return err
+	}
+	for _, m := range loopMounts { // deepest first
+		if err := unmountDetach(m); err != nil {
+			return fmt.Errorf("unmount %s (a disk under %s, mounted by KIWI): %w", m, abs, err)
+		}
+		if strings.HasPrefix(filepath.Base(m), "kiwi_mount_manager.") {
+			os.Remove(m) // KIWI's own temporary mount point, empty now; never recursive
+		}
+	}
+	if err := detachLoops(loops); err != nil {
 		return err
 	}
 	left, err := mountsUnder(abs)
@@ -106,26 +123,55 @@ func removeAllParallel(dir string, workers int) error {
 	return os.RemoveAll(dir)
 }
 
-// mountsUnder lists mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
+// mount is one line of /proc/self/mountinfo: where, and what is mounted.
+type mount struct{ point, source string }
+
+// readMounts parses mountinfo:
+// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+func readMounts() ([]mount, error) {
 	data, err := os.ReadFile(mountInfoPath)
 	if err != nil {
 		return nil, fmt.Errorf("list mounts: %w", err)
 	}
-	var out []string
+	var out []mount
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 5 {
 			continue
 		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
+		m := mount{point: unescapeMount(f[4])}
+		for i := 6; i+2 < len(f); i++ {
+			if f[i] == "-" {
+				m.source = unescapeMount(f[i+2])
+				break
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// mountPoints returns the mount points for which match is true, deepest
+// first.
+func mountPoints(match func(mount) bool) ([]string, error) {
+	mounts, err := readMounts()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range mounts {
+		if match(m) {
+			out = append(out, m.point)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.Count(out[i], "/") > strings.Count(out[j], "/") })
 	return out, nil
+}
+
+// mountsUnder lists mount points at or below dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	return mountPoints(func(m mount) bool { return m.point == dir || strings.HasPrefix(m.point, dir+"/") })
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
@@ -147,12 +193,17 @@ func unescapeMount(s string) string {
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
-// detachLoops detaches loop devices whose backing file lies under dir.
-func detachLoops(dir string) error {
+// loop is an attached loop device and its backing file.
+type loop struct{ name, backing string }
+
+// loopsUnder lists the loop devices whose backing file lies under dir
+// (also when the file has been deleted since).
+func loopsUnder(dir string) []loop {
 	entries, err := os.ReadDir(sysBlockPath)
 	if err != nil {
 		return nil // no sysfs: nothing we can see
 	}
+	var out []loop
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), "loop") {
 			continue
@@ -162,12 +213,45 @@ func detachLoops(dir string) error {
 			continue // not attached
 		}
 		backing := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
-		if backing != dir && !strings.HasPrefix(backing, dir+"/") {
-			continue
+		if backing == dir || strings.HasPrefix(backing, dir+"/") {
+			out = append(out, loop{e.Name(), backing})
 		}
-		dev := "/dev/" + e.Name()
+	}
+	return out
+}
+
+// mountsOfDevices lists the mount points, deepest first, whose source is
+// one of the loop devices or a partition of one (/dev/loop0, /dev/loop0p1).
+func mountsOfDevices(loops []loop) ([]string, error) {
+	if len(loops) == 0 {
+		return nil, nil
+	}
+	return mountPoints(func(m mount) bool {
+		for _, l := range loops {
+			dev := "/dev/" + l.name
+			if m.source == dev || strings.HasPrefix(m.source, dev+"p") && isDigits(m.source[len(dev)+1:]) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// detachLoops detaches the loop devices.
+func detachLoops(loops []loop) error {
+	for _, l := range loops {
+		dev := "/dev/" + l.name
 		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			return fmt.Errorf("detach %s (backed by %s, left by KIWI): %v: %s", dev, backing, err, bytes.TrimSpace(out))
+			return fmt.Errorf("detach %s (backed by %s, left by KIWI): %v: %s", dev, l.backing, err, bytes.TrimSpace(out))
 		}
 	}
 	return nil

@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
 func TestMountsUnderListsDeepestFirstAndMatchesWholeComponents(t *testing.T) {
@@ -133,5 +136,99 @@ func TestRemoveAllParallelRemovesATreeButNotWhatLinksPointTo(t *testing.T) {
 	}
 	if err := removeAllParallel(dir, 4); err != nil {
 		t.Errorf("removing a missing dir: %v", err)
+	}
+}
+
+func TestMountsOfDevicesMatchesLoopDevicesAndTheirPartitionsOnly(t *testing.T) {
+	old := mountInfoPath
+	t.Cleanup(func() { mountInfoPath = old })
+	mountInfoPath = filepath.Join(t.TempDir(), "mountinfo")
+	os.WriteFile(mountInfoPath, []byte(`22 1 0:21 / / rw - ext4 /dev/vda rw
+42 27 259:1 / /var/tmp/kiwi_mount_manager.zcy4ww7_ rw,relatime shared:5 - ext4 /dev/loop0p1 rw
+43 42 259:2 / /var/tmp/kiwi_mount_manager.zcy4ww7_/boot/efi rw,relatime - vfat /dev/loop0p2 rw
+44 27 7:0 / /mnt/whole rw - ext4 /dev/loop0 rw
+45 27 7:10 / /mnt/other rw - ext4 /dev/loop10p1 rw
+46 27 7:1 / /mnt/not\040a\040partition rw - ext4 /dev/loop0px rw
+`), 0o644)
+	got, err := mountsOfDevices([]loop{{"loop0", "/t/disk.raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "/var/tmp/kiwi_mount_manager.zcy4ww7_/boot/efi | /var/tmp/kiwi_mount_manager.zcy4ww7_ | /mnt/whole"
+	if strings.Join(got, " | ") != want {
+		t.Errorf("got %q\nwant %s", strings.Join(got, " | "), want)
+	}
+	if got, _ := mountsOfDevices(nil); got != nil {
+		t.Errorf("no loops: %q", got)
+	}
+}
+
+// TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt is what a KIWI
+// killed while it syncs the image root onto the disk leaves: the disk's
+// partition mounted through a loop device under
+// /var/tmp/kiwi_mount_manager.*, outside the target directory.
+// RemoveTarget unmounts it, removes KIWI's empty mount point and detaches
+// the loop device, so the disk's space is freed with the file.
+func TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("no loop devices")
+	}
+	sfdisk := testutil.NeedTool(t, "sfdisk", "fdisk")
+	mkfs := testutil.NeedTool(t, "mkfs.ext4", "e2fsprogs")
+	target := t.TempDir()
+	disk := filepath.Join(target, "disk.raw")
+	f, _ := os.Create(disk)
+	f.Truncate(16 << 20)
+	f.Close()
+	part := exec.Command(sfdisk, "-q", disk)
+	part.Stdin = strings.NewReader("label: dos\n,,L\n") // one Linux partition, the whole disk
+	if out, err := part.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v: %s", err, out)
+	}
+	out, err := exec.Command("losetup", "-f", "-P", "--show", disk).Output()
+	if err != nil {
+		t.Skipf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	backing := filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file")
+	mp := filepath.Join(t.TempDir(), "kiwi_mount_manager.test")
+	t.Cleanup(func() {
+		unix.Unmount(mp, unix.MNT_DETACH)
+		if _, err := os.Stat(backing); err == nil {
+			exec.Command("losetup", "-d", dev).Run()
+		}
+	})
+	// As KIWI does: the kernel here does not always scan the partitions of
+	// a loop device by itself, so map them with partx.
+	exec.Command("partx", "--add", dev).Run()
+	p1 := dev + "p1"
+	for i := 0; i < 50; i++ { // the partition node may appear asynchronously
+		if _, err := os.Stat(p1); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, err := exec.Command(mkfs, "-q", "-F", p1).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 %s: %v: %s", p1, err, out)
+	}
+	os.Mkdir(mp, 0o755)
+	if err := unix.Mount(p1, mp, "ext4", 0, ""); err != nil {
+		t.Skipf("mount %s: %v", p1, err)
+	}
+	if err := RemoveTarget(target); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(info), mp) {
+		t.Errorf("%s still mounted", mp)
+	}
+	if _, err := os.Stat(mp); !os.IsNotExist(err) {
+		t.Errorf("KIWI's mount point %s left: %v", mp, err)
+	}
+	if b, err := os.ReadFile(backing); err == nil {
+		t.Errorf("%s still attached to %s", dev, b)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("target %s left: %v", target, err)
 	}
 }
