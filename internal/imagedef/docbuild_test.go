@@ -1,7 +1,6 @@
 package imagedef
 
 import (
-	"os"
 	"reflect"
 	"testing"
 
@@ -50,21 +49,7 @@ func FuzzDocBuilder(f *testing.F) {
 	for _, s := range docBuilderSeeds {
 		f.Add([]byte(s))
 	}
-	for _, p := range []string{
-		"testdata/alpine/alpine.image.toml",
-		"testdata/docexample/images.toml",
-		"../../example/azurelinux/base/images/vm-base/vm-base.image.toml",
-		"../../example/azurelinux/distro/azurelinux.distro.toml",
-	} {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
-	for _, c := range badCases {
-		if s, ok := c.files["images.toml"]; ok {
-			f.Add([]byte(s))
-		}
-	}
+	addFileSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkDocBuilder(t, data)
 	})

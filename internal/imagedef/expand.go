@@ -699,17 +699,19 @@ func (w *imageWorker) combination(run *imageRun, combo int, vals []string) bool 
 // Variants with the same matching rules share one result.
 func (w *imageWorker) settingsFor(run *imageRun, vals []string) (*settings, error) {
 	img := run.img
-	// The cache key lists the matching rules; it is built on the stack, so
-	// variants whose settings are cached cost no allocation.
+	// The cache key lists the matching rules; key and list are built on
+	// the stack, so variants whose settings are cached cost no allocation.
 	var buf [64]byte
-	ck := buf[:0]
+	var mbuf [8]*compiledRule
+	ck, matched := buf[:0], mbuf[:0]
 	for _, r := range run.when {
 		if r.matches(img, vals) {
+			matched = append(matched, r)
 			ck = strconv.AppendInt(ck, int64(r.index), 10)
 			ck = append(ck, ',')
 		}
 	}
-	if len(ck) == 0 {
+	if len(matched) == 0 {
 		return img.base, nil
 	}
 	if s, ok := run.settings[string(ck)]; ok {
@@ -717,12 +719,6 @@ func (w *imageWorker) settingsFor(run *imageRun, vals []string) (*settings, erro
 	}
 	if run.settings == nil {
 		run.settings = map[string]*settings{}
-	}
-	var matched []*compiledRule
-	for _, r := range run.when {
-		if r.matches(img, vals) {
-			matched = append(matched, r)
-		}
 	}
 	// Only the top-level keys the rules touch are copied, merged and
 	// decoded again; the rest is shared with the image's base settings.

@@ -79,9 +79,10 @@ const (
 )
 
 // readDirFast lists the directory at rel (a valid io/fs path) below the
-// root opened by openRoot, sorted by name, like os.ReadDir. buf is a scratch buffer for getdents64. An entry of unknown
-// type (some file systems do not report types) gives !ok: os.ReadDir then
-// stats the entries itself.
+// root opened by openRoot, sorted by name, like os.ReadDir. buf is a
+// scratch buffer for getdents64. An entry of unknown type (some file
+// systems do not report types) gives !ok: os.ReadDir then stats the
+// entries itself.
 func readDirFast(root int, rel string, buf []byte) (entries []dirEntry, ok bool) {
 	fd, err := openRetry(root, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_DIRECTORY)
 	if err != nil {

@@ -37,6 +37,26 @@ images = [{ name = "x", arch = "x86_64" }, { name = "y", arch = "aarch64" }]
 `,
 }
 
+// addFileSeeds adds the real image files of the tests and examples, and
+// the root files of badCases, to a fuzz corpus.
+func addFileSeeds(f *testing.F) {
+	for _, p := range []string{
+		"testdata/alpine/alpine.image.toml",
+		"testdata/docexample/images.toml",
+		"../../example/azurelinux/base/images/vm-base/vm-base.image.toml",
+		"../../example/azurelinux/distro/azurelinux.distro.toml",
+	} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, c := range badCases {
+		if s, ok := c.files["images.toml"]; ok {
+			f.Add([]byte(s))
+		}
+	}
+}
+
 // FuzzLoad feeds arbitrary bytes as the root file of a small in-memory tree
 // through Load's decoding and Expand: no input may panic, every error must be
 // a *ConfigError, and every result must be unique, valid JSON.
@@ -53,21 +73,7 @@ func FuzzLoad(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	for _, p := range []string{
-		"testdata/alpine/alpine.image.toml",
-		"testdata/docexample/images.toml",
-		"../../example/azurelinux/base/images/vm-base/vm-base.image.toml",
-		"../../example/azurelinux/distro/azurelinux.distro.toml",
-	} {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
-	for _, c := range badCases {
-		if s, ok := c.files["images.toml"]; ok {
-			f.Add([]byte(s))
-		}
-	}
+	addFileSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsys := fstest.MapFS{"root.toml": {Data: data}, "img.kiwi": {Data: []byte("x")}}
 		for k, v := range fuzzFiles {

@@ -251,13 +251,10 @@ func (l *loader) listAhead(dirs []string) {
 	results := make([][]dirEntry, len(todo))
 	listed := make([]bool, len(todo))
 	workers := min(runtime.GOMAXPROCS(0), len(todo))
-	for len(l.direntBufs) < workers {
-		l.direntBufs = append(l.direntBufs, make([]byte, 32<<10))
-	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
-		buf := l.direntBufs[w]
+		buf := l.direntBuf(w)
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
@@ -279,12 +276,17 @@ func (l *loader) listAhead(dirs []string) {
 	}
 }
 
+// direntBuf returns worker i's scratch buffer for directory listings.
+func (l *loader) direntBuf(i int) []byte {
+	for len(l.direntBufs) <= i {
+		l.direntBufs = append(l.direntBufs, make([]byte, 32<<10))
+	}
+	return l.direntBufs[i]
+}
+
 func (l *loader) listDir(dir string) ([]dirEntry, error) {
 	if l.native && fs.ValidPath(dir) {
-		if len(l.direntBufs) == 0 {
-			l.direntBufs = append(l.direntBufs, make([]byte, 32<<10))
-		}
-		if entries, ok := readDirFast(l.root, dir, l.direntBufs[0]); ok {
+		if entries, ok := readDirFast(l.root, dir, l.direntBuf(0)); ok {
 			return entries, nil
 		}
 	}

@@ -341,16 +341,12 @@ func (d settingsDecoder) delivery(f *srcFile, p keyPath, v any, s *settings, mod
 	if mode == modeRule {
 		return nil // rules are only checked here; Expand merges them
 	}
-	if mode == modeExpand {
-		// The merged table belongs to this Expand call: mark "*" in place.
-		takeUnresolved(keyPath{"delivery"}, del, &s.unresolved)
-		s.delivery = del
-		s.deliveryOwned = true
-		return nil
-	}
-	collectUnresolved(keyPath{"delivery"}, del, &s.unresolved)
-	// The image's own table, shared with the Tree: Expand copies it (with
-	// "*" as nil) for its variants.
+	// In modeExpand the merged table belongs to this Expand call: its "*"
+	// values become nil in place. Otherwise it is the image's own table,
+	// shared with the Tree: Expand copies it (with "*" as nil) for its
+	// variants.
+	s.deliveryOwned = mode == modeExpand
+	collectUnresolved(keyPath{"delivery"}, del, &s.unresolved, s.deliveryOwned)
 	s.delivery = del
 	return nil
 }

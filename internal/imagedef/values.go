@@ -177,60 +177,38 @@ func deletePath(m map[string]any, path []string) {
 	}
 }
 
-// collectUnresolved appends the paths of all "*" values under v. Paths are
-// built only for the values found.
-func collectUnresolved(path keyPath, v any, out *[]string) {
+// collectUnresolved appends the paths of all "*" values in the table m.
+// Paths are built only for the values found. With take, m belongs to the
+// caller, and its "*" values become nil in the same walk.
+func collectUnresolved(path keyPath, m map[string]any, out *[]string, take bool) {
 	var buf [8]string
-	appendUnresolved(tempPath(buf[:], path), v, out)
+	walkUnresolved(tempPath(buf[:], path), m, out, take)
 }
 
-// appendUnresolved is collectUnresolved below path (a buffer that callers
+// walkUnresolved is collectUnresolved below path (a buffer that callers
 // further down overwrite).
-func appendUnresolved(path keyPath, v any, out *[]string) {
-	switch x := v.(type) {
-	case string:
-		if x == unresolvedMark {
-			*out = append(*out, path.String())
-		}
-	case map[string]any:
-		for k, e := range x {
-			appendUnresolved(append(path, k), e, out)
-		}
-	case []any:
-		for i, e := range x {
-			if s, ok := e.(string); ok && s != unresolvedMark {
-				continue // nothing to find, no index to build
-			}
-			appendUnresolved(append(path, index(i)), e, out)
-		}
-	}
-}
-
-// takeUnresolved is collectUnresolved for a table the caller owns, which it
-// changes in the same walk: the "*" values become nil.
-func takeUnresolved(path keyPath, m map[string]any, out *[]string) {
-	var buf [8]string
-	takeUnresolvedIn(tempPath(buf[:], path), m, out)
-}
-
-func takeUnresolvedIn(path keyPath, v any, out *[]string) {
+func walkUnresolved(path keyPath, v any, out *[]string, take bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
 			if isUnresolved(e) {
 				*out = append(*out, append(path, k).String())
-				x[k] = nil
+				if take {
+					x[k] = nil
+				}
 			} else if isContainer(e) {
-				takeUnresolvedIn(append(path, k), e, out)
+				walkUnresolved(append(path, k), e, out, take)
 			}
 		}
 	case []any:
 		for i, e := range x {
 			if isUnresolved(e) {
 				*out = append(*out, append(path, index(i)).String())
-				x[i] = nil
+				if take {
+					x[i] = nil
+				}
 			} else if isContainer(e) {
-				takeUnresolvedIn(append(path, index(i)), e, out)
+				walkUnresolved(append(path, index(i)), e, out, take)
 			}
 		}
 	}
