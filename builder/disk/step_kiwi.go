@@ -179,27 +179,16 @@ func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config,
 	if !c.wantBootFiles() {
 		return nil
 	}
-	var kernel, initrd, rootfs, cmdline string
-	switch {
-	case res.Kernel != "" && res.Initrd != "" && res.Rootfs != "":
-		kernel, initrd, rootfs, cmdline = res.Kernel, res.Initrd, res.Rootfs, res.Append
-	case res.KISArchive != "":
+	if res.KISArchive != "" && !res.SeparateKIS() {
 		ui.Sayf("Extracting KIWI's kis archive %s", filepath.Base(res.KISArchive))
-		tmp := filepath.Join(s.targetDir, "osimage-kis")
-		if err := os.Mkdir(tmp, 0o755); err != nil {
-			return err
-		}
-		k, err := kiwi.ExtractKIS(ctx, res.KISArchive, tmp)
-		if err != nil {
-			return err
-		}
-		kernel, initrd, rootfs, cmdline = k.Kernel, k.Initrd, k.Rootfs, k.Append
-	default:
-		return nil // StepBootFiles extracts them from the disk
+	}
+	k, err := res.KIS(ctx, filepath.Join(s.targetDir, "osimage-kis"))
+	if err != nil || k == nil {
+		return err // no kis output: StepBootFiles extracts the files from the disk
 	}
 	for _, f := range []struct{ src, role, suffix string }{
-		{kernel, artifact.RoleKernel, ".kernel"}, {initrd, artifact.RoleInitrd, ".initrd"}, {rootfs, artifact.RoleRootfs, ".rootfs"},
-		{cmdline, artifact.RoleCmdline, ".cmdline"},
+		{k.Kernel, artifact.RoleKernel, ".kernel"}, {k.Initrd, artifact.RoleInitrd, ".initrd"}, {k.Rootfs, artifact.RoleRootfs, ".rootfs"},
+		{k.Append, artifact.RoleCmdline, ".cmdline"},
 	} {
 		if f.src == "" { // KIWI writes the .append file only for dracut initrds
 			continue
@@ -210,11 +199,9 @@ func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config,
 		}
 		ui.Sayf("%s from KIWI's kis output: %s", f.role, p)
 		out.add(artifact.File{Path: p, Role: f.role, Format: kisFormat(f.role, p)})
-		if f.role == artifact.RoleCmdline {
-			if b, err := os.ReadFile(p); err == nil {
-				ui.Sayf("Kernel command line: %s", strings.TrimSpace(string(b)))
-			}
-		}
+	}
+	if k.Cmdline != "" {
+		ui.Sayf("Kernel command line: %s", k.Cmdline)
 	}
 	return nil
 }

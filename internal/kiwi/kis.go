@@ -108,14 +108,48 @@ func ExtractKIS(ctx context.Context, archive, dir string) (*KIS, error) {
 			return nil, fmt.Errorf("kis archive %s: %s has md5 %s, %s says %s", archive, target, got, n, want)
 		}
 	}
-	if k.Append != "" {
-		b, err := os.ReadFile(k.Append)
-		if err != nil {
-			return nil, err
-		}
-		k.Cmdline = strings.TrimSpace(string(b))
+	if err := k.readCmdline(); err != nil {
+		return nil, err
 	}
 	return k, nil
+}
+
+// readCmdline sets Cmdline from the .append file, if there is one.
+func (k *KIS) readCmdline() error {
+	if k.Append == "" {
+		return nil
+	}
+	b, err := os.ReadFile(k.Append)
+	if err != nil {
+		return err
+	}
+	k.Cmdline = strings.TrimSpace(string(b))
+	return nil
+}
+
+// SeparateKIS reports whether KIWI wrote the kis files separately, so that
+// there is no archive to extract.
+func (r *Result) SeparateKIS() bool { return r.Kernel != "" && r.Initrd != "" && r.Rootfs != "" }
+
+// KIS returns the kis files of a build: the separate files when KIWI wrote
+// them (kis_kernel, kis_initrd, kis_rootfs and kis_append), otherwise those
+// of the kis archive, extracted into dir (created; see ExtractKIS). It
+// returns nil when the build made no kis output.
+func (r *Result) KIS(ctx context.Context, dir string) (*KIS, error) {
+	switch {
+	case r.SeparateKIS():
+		k := &KIS{Kernel: r.Kernel, Initrd: r.Initrd, Rootfs: r.Rootfs, Append: r.Append}
+		if err := k.readCmdline(); err != nil {
+			return nil, err
+		}
+		return k, nil
+	case r.KISArchive != "":
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, err
+		}
+		return ExtractKIS(ctx, r.KISArchive, dir)
+	}
+	return nil, nil
 }
 
 // xzCommand is the xz binary ExtractKIS prefers: it decompresses about

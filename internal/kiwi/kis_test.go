@@ -199,3 +199,36 @@ func TestClassifyKISTakesTheOnlyUnknownFileAsRootfsWithoutMD5(t *testing.T) {
 		t.Fatalf("two candidates: err = %v", err)
 	}
 }
+
+func TestResultKISPrefersSeparateFilesAndExtractsTheArchiveOtherwise(t *testing.T) {
+	ctx := context.Background()
+	if k, err := (&Result{Disk: "d.raw"}).KIS(ctx, filepath.Join(t.TempDir(), "kis")); k != nil || err != nil {
+		t.Errorf("no kis output: %+v, %v", k, err)
+	}
+
+	dir := t.TempDir()
+	appendFile := filepath.Join(dir, "x.append")
+	os.WriteFile(appendFile, []byte("root=UUID=abcd console=ttyS0\n"), 0o644)
+	sep := &Result{Kernel: "k", Initrd: "i", Rootfs: "r", Append: appendFile, KISArchive: "unused.tar.xz"}
+	k, err := sep.KIS(ctx, filepath.Join(dir, "kis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sep.SeparateKIS() || k.Kernel != "k" || k.Initrd != "i" || k.Rootfs != "r" || k.Cmdline != "root=UUID=abcd console=ttyS0" {
+		t.Errorf("separate files: %+v", k)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kis")); !os.IsNotExist(err) {
+		t.Errorf("nothing to extract, but the directory was made: %v", err)
+	}
+
+	entries, _ := kisEntries(1)
+	arc := &Result{KISArchive: writeKIS(t, "pxe-test.x86_64-1.2.3.tar.xz", entries), Kernel: "k"}
+	out := filepath.Join(t.TempDir(), "kis")
+	k, err = arc.KIS(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arc.SeparateKIS() || filepath.Dir(k.Kernel) != out || k.Cmdline != "root=UUID=1234 console=ttyS0" {
+		t.Errorf("archive: %+v", k)
+	}
+}
