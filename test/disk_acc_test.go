@@ -19,10 +19,10 @@ import (
 	"github.com/osimage/packer-plugin-osimage/builder/disk/disktest"
 	"github.com/osimage/packer-plugin-osimage/internal/bootfiles"
 	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
-	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 	"github.com/osimage/packer-plugin-osimage/internal/partition"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 	"github.com/osimage/packer-plugin-osimage/test/acc"
 )
 
