@@ -26,7 +26,7 @@ func allocated(t *testing.T, p string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return blocksOf(st) * 512
+	return Allocated(st)
 }
 
 func TestDataExtentsFindsDataAndSkipsHoles(t *testing.T) {
