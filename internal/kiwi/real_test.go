@@ -69,6 +69,7 @@ func TestRealBuild(t *testing.T) {
 		Description: desc,
 		TargetDir:   target,
 		SetRepo:     &kiwi.Repo{Source: mirror},
+		GlobalArgs:  ownCache(t, out),
 	})
 	wall := time.Since(t0)
 	if err != nil {
@@ -169,6 +170,21 @@ func realRunner(t *testing.T) *kiwi.Runner {
 	return r
 }
 
+// ownCache gives a build its own KIWI shared cache directory under dir.
+// KIWI bind-mounts the shared cache (default /var/cache/kiwi) into the image
+// root, and apt-get there takes its lock: two builds sharing it at once
+// (these two tests, the acceptance test's build in another package, any
+// other KIWI build on the machine) fail with "Could not get lock
+// /var/cache/kiwi/apt-get/lists/lock".
+func ownCache(t *testing.T, dir string) []string {
+	t.Helper()
+	c := filepath.Join(dir, "kiwi-cache")
+	if err := os.MkdirAll(c, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--shared-cache-dir=" + c}
+}
+
 // TestRealBuildCancel cancels a real build while apt runs in KIWI's chroot
 // and checks that nothing is left: no process, no mount, no loop device,
 // and RemoveTarget removes the partial output. It needs what TestRealBuild
@@ -196,7 +212,7 @@ func TestRealBuildCancel(t *testing.T) {
 		}
 	}
 	t0 := time.Now()
-	_, err = r.Build(ctx, kiwi.Options{Description: desc, TargetDir: target, SetRepo: &kiwi.Repo{Source: mirror}})
+	_, err = r.Build(ctx, kiwi.Options{Description: desc, TargetDir: target, SetRepo: &kiwi.Repo{Source: mirror}, GlobalArgs: ownCache(t, out)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
