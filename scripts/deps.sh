@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests and the demo use, when missing.
 # Needs root (or sudo); prints what to install otherwise.
 set -euo pipefail
-pkgs=(qemu-utils qemu-system-x86 gdisk fdisk e2fsprogs mtools dosfstools
+pkgs=(qemu-utils qemu-system-x86 gdisk fdisk e2fsprogs mtools dosfstools xfsprogs btrfs-progs
       kiwi kiwi-systemdeps-disk-images hyperfine nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -224,28 +224,15 @@ func TestDiskExamplesValidateAndTheSourceImageExampleBuilds(t *testing.T) {
 // binary on internal/kiwi/testdata/bookworm (about 2.5 minutes), then reads
 // the disk's partition table and /etc/os-release from its root filesystem.
 // It needs root, loop devices, kiwi and this machine's Debian mirror; `make
-// test` runs it where those exist. OSIMAGE_SKIP_KIWI_BUILD=1 skips it.
+// test` runs it. OSIMAGE_SKIP_KIWI_BUILD=1 skips it (and fails it under
+// OSIMAGE_REQUIRE_TOOLS=1, as a missing tool or privilege does).
 func TestPackerBuildsARealKiwiDisk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real KIWI build skipped in -short mode (it takes minutes)")
-	}
-	if os.Getenv("OSIMAGE_SKIP_KIWI_BUILD") == "1" {
-		t.Skip("real KIWI build skipped: OSIMAGE_SKIP_KIWI_BUILD=1")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("real KIWI build skipped: KIWI needs root (run the tests as root, as make test does on the CI machines)")
-	}
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skipf("real KIWI build skipped: no loop devices (%v)", err)
-	}
+	testutil.Need(t, !testing.Short(), "real KIWI build skipped in -short mode (it takes minutes)", "run the tests without -short")
+	testutil.Need(t, os.Getenv("OSIMAGE_SKIP_KIWI_BUILD") != "1", "real KIWI build skipped: OSIMAGE_SKIP_KIWI_BUILD=1", "unset OSIMAGE_SKIP_KIWI_BUILD")
+	testutil.NeedLoop(t)
 	testutil.NeedTool(t, "kiwi-ng", kiwi.DebianPackages)
 	mirror, err := debmirror.URL()
-	if err != nil {
-		if os.Getenv(testutil.RequireEnv) == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("real KIWI build skipped: %v", err)
-	}
+	testutil.Need(t, err == nil, fmt.Sprintf("real KIWI build: %v", err), "run on Debian with an apt deb source (KIWI fetches the packages from it)")
 	t.Parallel() // minutes of KIWI; the other acceptance tests run meanwhile
 	env := acc.Setup(t)
 	dir := t.TempDir()
@@ -338,12 +325,8 @@ build {
 // its child run, and checks that both are gone and nothing is left.
 func TestCtrlCDuringAKiwiBuildStopsKiwiAndRemovesTheOutput(t *testing.T) {
 	env := acc.Setup(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the builder checks for root before it starts kiwi-ng")
-	}
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skipf("needs loop devices: the builder checks for them before it starts kiwi-ng (%v)", err)
-	}
+	// The builder checks for root and loop devices before it starts kiwi-ng.
+	testutil.NeedLoop(t)
 	dir := t.TempDir()
 	script, err := os.ReadFile(filepath.Join(env.Root, "builder", "disk", "testdata", "fake-kiwi-ng"))
 	if err != nil {

@@ -15,16 +15,24 @@ import (
 	"testing"
 
 	"github.com/osimage/packer-plugin-osimage/internal/partition"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
 const MiB = 1 << 20
 
+// debianPackage names the Debian package of each host tool the tests run.
+var debianPackage = map[string]string{
+	"sgdisk": "gdisk", "sfdisk": "fdisk", "debugfs": "e2fsprogs",
+	"mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
+	"mkfs.vfat": "dosfstools", "mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs",
+}
+
+// need skips the test when a host tool is missing, and fails it under
+// OSIMAGE_REQUIRE_TOOLS=1, naming the Debian package to install.
 func need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (Debian: gdisk for sgdisk, fdisk for sfdisk, e2fsprogs for mkfs.ext4 and debugfs): %v", tool, err)
-		}
+		testutil.NeedTool(t, tool, debianPackage[tool])
 	}
 }
 

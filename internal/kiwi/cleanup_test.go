@@ -3,6 +3,7 @@
 package kiwi
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,18 +42,11 @@ func TestUnmountAndRemoveOfAMissingDirIsANoOp(t *testing.T) {
 	}
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for mounts and loop devices")
-	}
-}
-
 // The case that matters: a KIWI killed mid-build leaves the host's /dev
 // bind-mounted in its image root. Removing the target must not delete
 // through the mount.
 func TestUnmountAndRemoveDoesNotDeleteThroughBindMounts(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "bind mounts")
 	host := t.TempDir()
 	sentinel := filepath.Join(host, "device-node-stand-in")
 	os.WriteFile(sentinel, []byte("keep me"), 0o644)
@@ -61,9 +55,8 @@ func TestUnmountAndRemoveDoesNotDeleteThroughBindMounts(t *testing.T) {
 	if err := os.MkdirAll(dev, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mount(host, dev, "", unix.MS_BIND, ""); err != nil {
-		t.Skipf("bind mount not permitted here: %v", err)
-	}
+	err := unix.Mount(host, dev, "", unix.MS_BIND, "")
+	testutil.Need(t, err == nil, fmt.Sprintf("bind mount not permitted here: %v", err), "run the tests as root outside a restricted container (CAP_SYS_ADMIN)")
 	t.Cleanup(func() { unix.Unmount(dev, unix.MNT_DETACH) })
 
 	if err := UnmountAndRemove(target); err != nil {
@@ -81,19 +74,14 @@ func TestUnmountAndRemoveDoesNotDeleteThroughBindMounts(t *testing.T) {
 }
 
 func TestUnmountAndRemoveDetachesLoopDevices(t *testing.T) {
-	needRoot(t)
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skip("no loop devices")
-	}
+	testutil.NeedLoop(t)
 	target := t.TempDir()
 	disk := filepath.Join(target, "disk.raw")
 	f, _ := os.Create(disk)
 	f.Truncate(4 << 20)
 	f.Close()
-	out, err := exec.Command("losetup", "-f", "--show", disk).Output()
-	if err != nil {
-		t.Skipf("losetup: %v", err)
-	}
+	out, err := exec.Command(testutil.NeedTool(t, "losetup", "mount"), "-f", "--show", disk).Output()
+	testutil.Need(t, err == nil, fmt.Sprintf("losetup -f --show %s: %v", disk, err), "run where free loop devices can be attached")
 	dev := strings.TrimSpace(string(out))
 	backing := filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file")
 	t.Cleanup(func() {
@@ -170,10 +158,7 @@ func TestMountsOfDevicesMatchesLoopDevicesAndTheirPartitionsOnly(t *testing.T) {
 // UnmountAndRemove unmounts it, removes KIWI's empty mount point and detaches
 // the loop device, so the disk's space is freed with the file.
 func TestUnmountAndRemoveUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
-	needRoot(t)
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skip("no loop devices")
-	}
+	testutil.NeedLoop(t)
 	sfdisk := testutil.NeedTool(t, "sfdisk", "fdisk")
 	mkfs := testutil.NeedTool(t, "mkfs.ext4", "e2fsprogs")
 	target := t.TempDir()
@@ -186,10 +171,8 @@ func TestUnmountAndRemoveUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
 	if out, err := part.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v: %s", err, out)
 	}
-	out, err := exec.Command("losetup", "-f", "-P", "--show", disk).Output()
-	if err != nil {
-		t.Skipf("losetup: %v", err)
-	}
+	out, err := exec.Command(testutil.NeedTool(t, "losetup", "mount"), "-f", "-P", "--show", disk).Output()
+	testutil.Need(t, err == nil, fmt.Sprintf("losetup -f -P --show %s: %v", disk, err), "run where free loop devices can be attached")
 	dev := strings.TrimSpace(string(out))
 	backing := filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file")
 	mp := filepath.Join(t.TempDir(), "kiwi_mount_manager.test")
@@ -213,9 +196,8 @@ func TestUnmountAndRemoveUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
 		t.Fatalf("mkfs.ext4 %s: %v: %s", p1, err, out)
 	}
 	os.Mkdir(mp, 0o755)
-	if err := unix.Mount(p1, mp, "ext4", 0, ""); err != nil {
-		t.Skipf("mount %s: %v", p1, err)
-	}
+	err = unix.Mount(p1, mp, "ext4", 0, "")
+	testutil.Need(t, err == nil, fmt.Sprintf("mount %s: %v", p1, err), "run the tests as root outside a restricted container (CAP_SYS_ADMIN)")
 	if err := UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package kiwi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
 	"github.com/osimage/packer-plugin-osimage/internal/partition"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 )
 
@@ -20,15 +22,16 @@ import (
 // description that builds on these machines, then reads the disk's
 // partition table and extracts kernel, initramfs and rootfs from it the
 // way the builder does for baremetal variants. It takes minutes and needs
-// root, loop devices, kiwi and the Debian mirror, so it only runs with
-// OSIMAGE_KIWI_REAL=1:
+// root, loop devices, kiwi and the Debian mirror; make test runs it (and
+// fails it under OSIMAGE_REQUIRE_TOOLS=1 where those are missing):
 //
-//	OSIMAGE_KIWI_REAL=1 go test -run TestRealBuild -timeout 30m -v ./internal/kiwi/
+//	go test -run TestRealBuild -timeout 30m -v ./internal/kiwi/
 //
-// OSIMAGE_KIWI_KEEP=DIR keeps the output (disk, log) in DIR instead of a
+// It runs in parallel with TestRealBuildCancel. OSIMAGE_KIWI_KEEP=DIR keeps the output (disk, log) in DIR instead of a
 // temporary directory.
 func TestRealBuild(t *testing.T) {
 	r := realRunner(t)
+	t.Parallel()
 	mirror, err := debmirror.URL()
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +70,7 @@ func TestRealBuild(t *testing.T) {
 		Description: desc,
 		TargetDir:   target,
 		SetRepo:     &kiwi.Repo{Source: mirror},
+		GlobalArgs:  ownCache(t, out),
 	})
 	wall := time.Since(t0)
 	if err != nil {
@@ -154,30 +158,41 @@ func TestRealBuild(t *testing.T) {
 	}
 }
 
-// realRunner skips unless a real KIWI build can run here.
+// realRunner returns a runner for a real KIWI build, or skips the test
+// (fails it under OSIMAGE_REQUIRE_TOOLS=1) saying what is missing: -short,
+// root, loop devices or kiwi-ng.
 func realRunner(t *testing.T) *kiwi.Runner {
 	t.Helper()
-	if os.Getenv("OSIMAGE_KIWI_REAL") != "1" {
-		t.Skip("real KIWI build skipped: set OSIMAGE_KIWI_REAL=1 (needs root, /dev/loop-control, apt-get install " + kiwi.DebianPackages + ", and the Debian mirror)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("real KIWI build skipped: not root")
-	}
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skipf("real KIWI build skipped: no loop devices: %v", err)
-	}
+	testutil.Need(t, !testing.Short(), "real KIWI build skipped in -short mode (it takes minutes)", "run the tests without -short")
+	testutil.NeedLoop(t)
 	r := &kiwi.Runner{}
-	if _, err := r.LookPath(); err != nil {
-		t.Skipf("real KIWI build skipped: %v", err)
-	}
+	_, err := r.LookPath()
+	testutil.Need(t, err == nil, fmt.Sprintf("real KIWI build: %v", err), "apt-get install "+kiwi.DebianPackages)
 	return r
+}
+
+// ownCache gives a build its own KIWI shared cache directory under dir.
+// KIWI bind-mounts the shared cache (default /var/cache/kiwi) into the image
+// root, and apt-get there takes its lock: two builds sharing it at once
+// (these two tests, the acceptance test's build in another package, any
+// other KIWI build on the machine) fail with "Could not get lock
+// /var/cache/kiwi/apt-get/lists/lock".
+func ownCache(t *testing.T, dir string) []string {
+	t.Helper()
+	c := filepath.Join(dir, "kiwi-cache")
+	if err := os.MkdirAll(c, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--shared-cache-dir=" + c}
 }
 
 // TestRealBuildCancel cancels a real build while apt runs in KIWI's chroot
 // and checks that nothing is left: no process, no mount, no loop device,
-// and UnmountAndRemove removes the partial output. Gated like TestRealBuild.
+// and UnmountAndRemove removes the partial output. It needs what TestRealBuild
+// needs and runs in parallel with it.
 func TestRealBuildCancel(t *testing.T) {
 	r := realRunner(t)
+	t.Parallel()
 	mirror, err := debmirror.URL()
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +213,7 @@ func TestRealBuildCancel(t *testing.T) {
 		}
 	}
 	t0 := time.Now()
-	_, err = r.Build(ctx, kiwi.Options{Description: desc, TargetDir: target, SetRepo: &kiwi.Repo{Source: mirror}})
+	_, err = r.Build(ctx, kiwi.Options{Description: desc, TargetDir: target, SetRepo: &kiwi.Repo{Source: mirror}, GlobalArgs: ownCache(t, out)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

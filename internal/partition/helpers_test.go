@@ -10,15 +10,23 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
-// need skips the test when a host tool is missing.
+// debianPackage names the Debian package of each host tool the tests run.
+var debianPackage = map[string]string{
+	"sgdisk": "gdisk", "sfdisk": "fdisk", "debugfs": "e2fsprogs",
+	"mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
+	"mkfs.vfat": "dosfstools", "mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs",
+}
+
+// need skips the test when a host tool is missing, and fails it under
+// OSIMAGE_REQUIRE_TOOLS=1, naming the Debian package to install.
 func need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (Debian: gdisk for sgdisk, fdisk for sfdisk, e2fsprogs, dosfstools, xfsprogs, btrfs-progs): %v", tool, err)
-		}
+		testutil.NeedTool(t, tool, debianPackage[tool])
 	}
 }
 

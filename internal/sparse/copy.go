@@ -27,9 +27,6 @@ type CopyOptions struct {
 	Hashes []io.Writer
 	// Progress, if set, is called with the number of logical bytes done so far.
 	Progress func(done int64)
-	// KeepZeroBlocks writes all-zero blocks inside data extents instead of
-	// leaving holes in the destination.
-	KeepZeroBlocks bool
 	// BlockSize overrides DefaultBlockSize.
 	BlockSize int
 }
@@ -44,7 +41,7 @@ type Stats struct {
 }
 
 // Copy copies src into dst at the same offsets, reading only data extents
-// and leaving holes (and, unless KeepZeroBlocks, all-zero blocks) unwritten.
+// and leaving holes and all-zero blocks unwritten.
 // dst is truncated to the copied size, so unwritten ranges read as zeros.
 // dst should be empty or freshly created; a nil dst only reads and hashes.
 // Copy checks ctx between blocks.
@@ -120,7 +117,7 @@ func Copy(ctx context.Context, dst, src *os.File, opts CopyOptions) (Stats, erro
 			}
 			if dst == nil {
 				// Only hashing.
-			} else if !opts.KeepZeroBlocks && IsZero(b) {
+			} else if IsZero(b) {
 				stats.ZeroSkipped += n
 			} else {
 				if _, err := dst.WriteAt(b, off); err != nil {

@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,40 @@ import (
 // RequireEnv is the environment variable that turns "tool missing" skips
 // into failures. `make test` sets it, so CI cannot pass by skipping.
 const RequireEnv = "OSIMAGE_REQUIRE_TOOLS"
+
+// Required reports whether OSIMAGE_REQUIRE_TOOLS=1 forbids skipping.
+func Required() bool { return os.Getenv(RequireEnv) == "1" }
+
+// Need skips the test when ok is false, saying what is missing and how to
+// get it; under OSIMAGE_REQUIRE_TOOLS=1 it fails the test with the same
+// message instead, so `make test` cannot pass by skipping.
+func Need(t testing.TB, ok bool, what, howToGet string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := what + "; " + howToGet
+	if Required() {
+		t.Fatal(msg + " (" + RequireEnv + "=1 forbids skipping)")
+	}
+	t.Skip(msg)
+}
+
+// NeedRoot needs the test to run as root; why says what root is for.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	Need(t, os.Geteuid() == 0, "not root ("+why+")", "run the tests as root, as make test does on the CI machines")
+}
+
+// NeedLoop needs root and loop devices (/dev/loop-control), as KIWI and
+// losetup do.
+func NeedLoop(t testing.TB) {
+	t.Helper()
+	NeedRoot(t, "loop devices")
+	_, err := os.Stat("/dev/loop-control")
+	Need(t, err == nil, fmt.Sprintf("no loop devices (%v)", err),
+		"load the loop module (modprobe loop), or run in a VM or a privileged container that has /dev/loop-control")
+}
 
 // NeedTool returns the path of an external program, or skips the test
 // (fails it when OSIMAGE_REQUIRE_TOOLS=1) naming what to install.
@@ -26,11 +61,7 @@ func NeedTool(t testing.TB, name, debianPkg string) string {
 			return c
 		}
 	}
-	msg := name + " not found; install the Debian package " + debianPkg
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatal(msg + " (" + RequireEnv + "=1 forbids skipping)")
-	}
-	t.Skip(msg)
+	Need(t, false, name+" not found", "install the Debian package "+debianPkg)
 	return ""
 }
 

@@ -231,37 +231,6 @@ func Decode(b []byte) (Footer, error) {
 	return f, nil
 }
 
-// Geometry returns the CHS geometry the VHD specification (appendix) assigns
-// to a disk of size bytes. NewFixed writes the maximal geometry instead, as
-// qemu-img does with force_size; Geometry is for reading and reporting.
-func Geometry(size int64) (cyl uint16, heads, spt uint8) {
-	total := size / 512
-	if total > 65535*16*255 {
-		total = 65535 * 16 * 255
-	}
-	var s, h, ch int64
-	if total >= 65535*16*63 {
-		s, h = 255, 16
-		ch = total / s
-	} else {
-		s = 17
-		ch = total / s
-		h = (ch + 1023) / 1024
-		if h < 4 {
-			h = 4
-		}
-		if ch >= h*1024 || h > 16 {
-			s, h = 31, 16
-			ch = total / s
-		}
-		if ch >= h*1024 {
-			s, h = 63, 16
-			ch = total / s
-		}
-	}
-	return uint16(ch / h), uint8(h), uint8(s)
-}
-
 // IsMaxGeometry reports whether the footer carries the maximal CHS.
 func (f *Footer) IsMaxGeometry() bool {
 	return f.Cylinders == MaxCylinders && f.Heads == MaxHeads && f.SectorsPerTrack == MaxSectors

@@ -8,34 +8,6 @@ import (
 	"time"
 )
 
-func TestGeometryMatchesSpecTable(t *testing.T) {
-	// Values from the VHD specification's algorithm, cross-checked against
-	// qemu-img without force_size (reference/azure.md section 1).
-	for _, tc := range []struct {
-		size    int64
-		c       uint16
-		h, s    uint8
-		product int64
-	}{
-		{30 << 20, 903, 4, 17, 31438848},
-		{1000 << 20, 2031, 16, 63, 1048190976},
-		{1025 << 20, 2082, 16, 63, 1074511872},
-		{3 << 30, 6241, 16, 63, 3220955136},
-		{30 << 30, 62415, 16, 63, 32212131840},
-		{32 << 30, 16448, 16, 255, 34359214080},
-		{127 << 30, 65278, 16, 255, 136363130880},
-		{4 << 40, 65535, 16, 255, 65535 * 16 * 255 * 512}, // capped
-	} {
-		c, h, s := Geometry(tc.size)
-		if c != tc.c || h != tc.h || s != tc.s {
-			t.Errorf("Geometry(%d) = %d/%d/%d, want %d/%d/%d", tc.size, c, h, s, tc.c, tc.h, tc.s)
-		}
-		if got := int64(c) * int64(h) * int64(s) * 512; got != tc.product {
-			t.Errorf("Geometry(%d) covers %d bytes, want %d", tc.size, got, tc.product)
-		}
-	}
-}
-
 func fixedFooter(t *testing.T) Footer {
 	t.Helper()
 	f, err := NewFixed(1025<<20, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
