@@ -766,11 +766,6 @@ nested = [[1, "a"], { k = true }]
 	if got := vs[0].Delivery.String(); got != string(want) {
 		t.Errorf("Delivery:\n got %s\nwant %s", got, want)
 	}
-	invalid := map[string]any{"bad": "\xff\xfe ok"}
-	got, _ := appendJSON(nil, invalid)
-	if want, _ := json.Marshal(invalid); string(got) != string(want) {
-		t.Errorf("invalid UTF-8: got %s want %s", got, want)
-	}
 }
 
 func TestLinksInsideTheRootAreFollowedButDirectoryLinksAreNotWalked(t *testing.T) {
