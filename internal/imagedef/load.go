@@ -1,3 +1,6 @@
+// Design: Load does the I/O through io/fs (os.DirFS), reading and decoding the files an include matched on all
+// processors; everything after the bytes are read is a pure function of them.
+
 package imagedef
 
 import (
