@@ -1,3 +1,5 @@
+// Design: Load does the I/O and checks, Expand is a pure function of the Tree; the package knows nothing of Packer.
+
 // Package imagedef reads the image definitions a distribution keeps in TOML
 // (Azure Linux's tree as azldev reads it, plus the delivery and variants keys
 // proposed in Azure Linux PR 16184) and expands them into the list of
@@ -44,7 +46,7 @@
 //
 // An image's [images.NAME.variants] table lists the values of each dimension.
 // Four dimensions are built in; their values are normalised (any case) by the
-// one table in normalize.go:
+// one table in internal/variant:
 //
 //	key in variants      dimension          values (also accepted)      default
 //	architectures        arch               x86_64 (amd64, x64),        x86_64
@@ -156,6 +158,7 @@
 //
 // Every error is a *ConfigError naming the file, line, column and key, what
 // was found and what was expected; its Kind (ErrSyntax, ErrType,
-// ErrUnknownValue, ErrIncludeCycle, ...) works with errors.Is. Files whose
-// top-level keys are all ignored are only checked for TOML syntax.
+// ErrUnknownValue, ErrIncludeCycle, ...) works with errors.Is. Every file,
+// ignored keys included, must be valid TOML as go-toml decodes it (no key or
+// table defined twice).
 package imagedef

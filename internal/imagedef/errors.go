@@ -1,3 +1,6 @@
+// Design: every problem is a *ConfigError naming file, line, column and key, with a Kind for errors.Is;
+// warnings have the same fields and never stop loading.
+
 package imagedef
 
 import (

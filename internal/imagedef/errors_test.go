@@ -128,7 +128,7 @@ var badCases = []badCase{
 		root:  "sub/images.toml", kind: ErrIncludeEscape, msgHas: []string{"is a link to"},
 		setupFn: func(t *testing.T, dir string) {
 			if err := os.Symlink(filepath.Join(dir, "secret.toml"), filepath.Join(dir, "sub", "link.toml")); err != nil {
-				t.Skip("no symlinks:", err)
+				t.Fatal("cannot make a symbolic link:", err)
 			}
 		},
 	},
@@ -138,7 +138,7 @@ var badCases = []badCase{
 		root:  "sub/images.toml", kind: ErrIncludeEscape, msgHas: []string{"evil.image.toml is a link to"},
 		setupFn: func(t *testing.T, dir string) {
 			if err := os.Symlink(filepath.Join(dir, "secret.toml"), filepath.Join(dir, "sub", "evil.image.toml")); err != nil {
-				t.Skip("no symlinks:", err)
+				t.Fatal("cannot make a symbolic link:", err)
 			}
 		},
 	},
@@ -148,7 +148,7 @@ var badCases = []badCase{
 		root:  "sub/images.toml", kind: ErrIncludeEscape, msgHas: []string{"ext is a link to"},
 		setupFn: func(t *testing.T, dir string) {
 			if err := os.Symlink(filepath.Join(dir, "outside"), filepath.Join(dir, "sub", "ext")); err != nil {
-				t.Skip("no symlinks:", err)
+				t.Fatal("cannot make a symbolic link:", err)
 			}
 		},
 	},
@@ -269,6 +269,250 @@ var badCases = []badCase{
 		opts:  &Options{}, kind: ErrTooLarge,
 	},
 	{
+		name:  "definition type that is not a string",
+		files: map[string]string{"images.toml": "[images.img]\ndefinition = { type = 5, path = \"img.kiwi\" }\n"},
+		kind:  ErrType, line: 2, col: 16, key: "images.img.definition.type", msgHas: []string{"expected a string, found an integer"},
+	},
+	{
+		name:  "definition path that is not a string",
+		files: map[string]string{"images.toml": "[images.img]\ndefinition = { path = true }\n"},
+		kind:  ErrType, key: "images.img.definition.path", msgHas: []string{"expected a string, found a boolean"},
+	},
+	{
+		name:  "empty definition path",
+		files: map[string]string{"images.toml": "[images.img]\ndefinition = { path = \"\" }\n"},
+		kind:  ErrValue, key: "images.img.definition.path", msgHas: []string{"empty definition path", "relative to images.toml"},
+	},
+	{
+		name:  "user dimension without values",
+		files: map[string]string{"images.toml": kiwiImage + "variants.tier = []\n"},
+		kind:  ErrValue, line: 3, key: "images.img.variants.tier", msgHas: []string{"empty list; expected at least one value"},
+	},
+	{
+		name:  "user dimension value listed twice",
+		files: map[string]string{"images.toml": kiwiImage + "variants.tier = [\"s\", \"m\", \"s\"]\n"},
+		kind:  ErrValue, line: 3, col: 28, key: "images.img.variants.tier[2]", msgHas: []string{`value "s" is listed twice`},
+	},
+	{
+		name:  "user dimension value that is empty or unresolved",
+		files: map[string]string{"images.toml": kiwiImage + "variants.tier = [\"s\", \"*\"]\n"},
+		kind:  ErrValue, key: "images.img.variants.tier[1]", msgHas: []string{`found "*"; expected a non-empty dimension value`},
+	},
+	{
+		name:  "empty list of architectures",
+		files: map[string]string{"images.toml": kiwiImage + "variants.architectures = []\n"},
+		kind:  ErrValue, key: "images.img.variants.architectures", msgHas: []string{"empty list; expected at least one of: x86_64"},
+	},
+	{
+		name:  "architecture repeated in another spelling",
+		files: map[string]string{"images.toml": kiwiImage + "variants.architectures = [\"x86_64\", \"amd64\"]\n"},
+		kind:  ErrValue, key: "images.img.variants.architectures[1]", msgHas: []string{`"amd64" repeats architecture x86_64`},
+	},
+	{
+		name:  "reserved dimension name",
+		files: map[string]string{"images.toml": kiwiImage + "variants.image = [\"a\"]\n"},
+		kind:  ErrValue, key: "images.img.variants.image", msgHas: []string{`"image" is reserved`},
+	},
+	{
+		name:  "unknown key in a when rule",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.when]]\nmatch.arch = \"x86_64\"\nsett.description = \"x\"\n"},
+		kind:  ErrValue, line: 5, key: "images.img.variants.when[0].sett", msgHas: []string{`unknown key "sett" in a when rule`},
+	},
+	{
+		name:  "when rule without match",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.when]]\nset.description = \"x\"\n"},
+		kind:  ErrValue, line: 3, key: "images.img.variants.when[0]", msgHas: []string{"when rule without match"},
+	},
+	{
+		name:  "when rule that does nothing",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.when]]\nmatch.arch = \"x86_64\"\n"},
+		kind:  ErrValue, key: "images.img.variants.when[0]", msgHas: []string{"when rule does nothing"},
+	},
+	{
+		name:  "when rule that unsets a key it cannot",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.when]]\nmatch.arch = \"x86_64\"\nunset = [\"delivery.vhd\", \"distro\"]\n"},
+		kind:  ErrValue, line: 5, key: "images.img.variants.when[0].unset[1]", msgHas: []string{`cannot unset "distro"`},
+	},
+	{
+		name:  "exclude rule without conditions",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.exclude]]\n"},
+		kind:  ErrValue, line: 3, key: "images.img.variants.exclude[0]", msgHas: []string{"empty rule"},
+	},
+	{
+		name:  "rule with an unresolved value",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.exclude]]\narch = [\"x86_64\", \"*\"]\n"},
+		kind:  ErrValue, key: "images.img.variants.exclude[0].arch", msgHas: []string{`"*" is not allowed in rules`},
+	},
+	{
+		name:  "rule with an empty list",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.exclude]]\narch = []\n"},
+		kind:  ErrValue, key: "images.img.variants.exclude[0].arch", msgHas: []string{"empty list"},
+	},
+	{
+		name:  "rule that names a variants key",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.exclude]]\narchitectures = \"x86_64\"\n"},
+		kind:  ErrValue, key: "images.img.variants.exclude[0].architectures", msgHas: []string{"use arch"},
+	},
+	{
+		name:  "unknown key in the top-level variants table",
+		files: map[string]string{"images.toml": kiwiImage + "[variants]\narchitectures = [\"x86_64\"]\n"},
+		kind:  ErrValue, line: 4, key: "variants.architectures", msgHas: []string{"expected exclude and when"},
+	},
+	{
+		name:  "tree-wide when rule that sets a key it cannot",
+		files: map[string]string{"images.toml": kiwiImage + "[[variants.when]]\nmatch.arch = \"x86_64\"\nset.tests = 1\n"},
+		kind:  ErrValue, line: 5, key: "variants.when[0].set.tests", msgHas: []string{`cannot set "tests"`},
+	},
+	{
+		name:  "unresolved distro",
+		files: map[string]string{"images.toml": kiwiImage + "distro = \"*\"\n"},
+		kind:  ErrValue, line: 3, key: "images.img.distro", msgHas: []string{`"*" is not allowed here`},
+	},
+	{
+		name:  "blank image name",
+		files: map[string]string{"images.toml": "[images.\" \"]\ndefinition = { path = \"img.kiwi\" }\n"},
+		kind:  ErrValue, line: 1, key: `images." "`, msgHas: []string{"empty image name"},
+	},
+	{
+		name:  "image that is not a table",
+		files: map[string]string{"images.toml": "[images]\nimg = 1\n"},
+		kind:  ErrType, line: 2, key: "images.img", msgHas: []string{"expected a table, found an integer"},
+	},
+	{
+		name:  "default distro that is neither a name nor a table",
+		files: map[string]string{"images.toml": kiwiImage + "[project]\ndefault-distro = 4\n"},
+		kind:  ErrType, line: 4, key: "project.default-distro", msgHas: []string{"expected a table, found an integer"},
+	},
+	{
+		name:  "default distro version that is not a string",
+		files: map[string]string{"images.toml": kiwiImage + "[project]\ndefault-distro = { name = \"azl\", version = 4 }\n"},
+		kind:  ErrType, key: "project.default-distro.version", msgHas: []string{"expected a string"},
+	},
+	{
+		name:  "release-ver that is not a string",
+		files: map[string]string{"images.toml": kiwiImage + "[distros.azl.versions.'4']\nrelease-ver = 4\n"},
+		kind:  ErrType, line: 4, key: "distros.azl.versions.4.release-ver", msgHas: []string{"expected a string"},
+	},
+	{
+		name:  "publish target declared twice in one file",
+		files: map[string]string{"images.toml": kiwiImage + "[[resources.t]]\n[[resources.t]]\n"},
+		kind:  ErrDuplicateTarget, line: 3, key: "resources.t", msgHas: []string{"declared 2 times"},
+	},
+	{
+		name:  "publish target that is a number",
+		files: map[string]string{"images.toml": kiwiImage + "[resources]\nt = 1\n"},
+		kind:  ErrType, line: 4, key: "resources.t", msgHas: []string{"expected an array of tables ([[resources.t]]), found an integer"},
+	},
+	{
+		name:  "target image without arch",
+		files: map[string]string{"images.toml": kiwiImage + "[[resources.t]]\nimages = [{ name = \"n\" }]\n"},
+		kind:  ErrValue, key: "resources.t[0].images[0]", msgHas: []string{"target image without arch"},
+	},
+	{
+		name:  "unknown key in a target image",
+		files: map[string]string{"images.toml": kiwiImage + "[[resources.t]]\nimages = [{ name = \"n\", arch = \"x86_64\", os = \"l\" }]\n"},
+		kind:  ErrValue, key: "resources.t[0].images[0].os", msgHas: []string{`unknown key "os" in a target image`},
+	},
+	{
+		name:  "unknown Hyper-V generation in a target image",
+		files: map[string]string{"images.toml": kiwiImage + "[[resources.t]]\nimages = [{ name = \"n\", arch = \"x86_64\", hyperv-generation = \"gen9\" }]\n"},
+		kind:  ErrUnknownValue, key: "resources.t[0].images[0].hyperv-generation", msgHas: []string{`unknown Hyper-V generation "gen9"`},
+	},
+	{
+		name:  "capabilities that are not a table",
+		files: map[string]string{"images.toml": kiwiImage + "capabilities = [\"systemd\"]\n"},
+		kind:  ErrType, line: 3, key: "images.img.capabilities", msgHas: []string{"expected a table, found an array"},
+	},
+	{
+		name:  "publish labels that are not strings",
+		files: map[string]string{"images.toml": kiwiImage + "publish = { labels = [\"a\", 1] }\n"},
+		kind:  ErrType, key: "images.img.publish.labels[1]", msgHas: []string{"expected a string, found an integer"},
+	},
+	{
+		name:  "when rule that sets an unknown publish key",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.when]]\nmatch.arch = \"x86_64\"\nset.publish.audience = \"all\"\n"},
+		kind:  ErrValue, key: "images.img.variants.when[0].set.publish.audience", msgHas: []string{`unknown publish key "audience"`},
+	},
+	{
+		name:  "when rule that sets an unknown definition key",
+		files: map[string]string{"images.toml": kiwiImage + "[[images.img.variants.when]]\nmatch.arch = \"x86_64\"\nset.definition.flavour = \"x\"\n"},
+		kind:  ErrValue, key: "images.img.variants.when[0].set.definition.flavour", msgHas: []string{`unknown definition key "flavour"`},
+	},
+	{
+		name:  "delivery table that is a string",
+		files: map[string]string{"images.toml": kiwiImage + "delivery.vhd = \"p\"\n"},
+		kind:  ErrType, line: 3, key: "images.img.delivery.vhd", msgHas: []string{"expected a table, found a string"},
+	},
+	{
+		name:  "known delivery field of the wrong type in a nested table",
+		files: map[string]string{"images.toml": kiwiImage + "delivery.shared_gallery.capability = 1\n"},
+		kind:  ErrType, key: "images.img.delivery.shared_gallery.capability", msgHas: []string{"expected a table, found an integer"},
+	},
+	{
+		name:  "infinity inside a list",
+		files: map[string]string{"images.toml": kiwiImage + "delivery.custom.sizes = [1.5, [inf]]\n"},
+		kind:  ErrValue, key: "images.img.delivery.custom.sizes[1][0]", msgHas: []string{"found +Inf; expected a finite number"},
+	},
+	{
+		name:  "empty include",
+		files: map[string]string{"images.toml": "includes = [\" \"]\n"},
+		kind:  ErrValue, line: 1, col: 13, key: "includes[0]", msgHas: []string{"empty include"},
+	},
+	{
+		name:  "double star inside a segment",
+		files: map[string]string{"images.toml": "includes = [\"a/x**/*.toml\"]\n"},
+		kind:  ErrValue, key: "includes[0]", msgHas: []string{"must be a whole path segment"},
+	},
+	{
+		name:  "malformed glob",
+		files: map[string]string{"images.toml": "includes = [\"[a.toml\"]\n"},
+		kind:  ErrValue, key: "includes[0]", msgHas: []string{"bad glob"},
+	},
+	{
+		name:  "include that is a directory",
+		files: map[string]string{"images.toml": "includes = [\"sub\"]\n", "sub/a.toml": ""},
+		kind:  ErrRead, line: 1, key: "includes[0]", msgHas: []string{"cannot read included file"},
+	},
+	{
+		name:  "definition path that is a directory",
+		files: map[string]string{"images.toml": "[images.img]\ndefinition = { path = \"sub\" }\n", "sub/x": ""},
+		kind:  ErrDefinitionMissing, line: 2, key: "images.img.definition.path", msgHas: []string{"is a directory"},
+	},
+	{
+		name:  "version of a distro that has none",
+		files: map[string]string{"images.toml": kiwiImage + "distro = \"azl\"\n[distros.azl]\ndefault-version = \"9\"\n[distros.azl.versions.'4']\n"},
+		opts:  &Options{}, kind: ErrUnknownDistro, line: 4, key: "distros.azl", msgHas: []string{`distro azl has no version "9"; its versions are: 4`},
+	},
+	{
+		name:  "version option without a distro",
+		files: map[string]string{"images.toml": kiwiImage},
+		opts:  &Options{Version: "4"}, kind: ErrUnknownDistro, key: "version", msgHas: []string{`version "4" given, but there is no distro`},
+	},
+	{
+		name:  "strict mode: target without an image for the arch",
+		files: map[string]string{"images.toml": kiwiImage + "publish.labels = [\"vm\"]\nvariants.hyperv_generations = [\"gen2\"]\n[[resources.t]]\npublish-labels = [\"vm\"]\nimages = [{ name = \"a\", arch = \"aarch64\" }]\n"},
+		opts:  &Options{Strict: true}, kind: ErrTargets, line: 7, key: "resources.t[0].images",
+		msgHas: []string{"publish target t has no image for arch x86_64 and Hyper-V generation V2; image img is not published there for it (strict mode)"},
+	},
+	{
+		name:  "strict mode: image store that names no target",
+		files: map[string]string{"images.toml": kiwiImage + "[distros.azl.versions.'4']\noutputs.image-stores = [\"gone\"]\n"},
+		opts:  &Options{Strict: true}, kind: ErrTargets, line: 4, col: 25, key: "distros.azl.versions.4.outputs.image-stores[0]",
+		msgHas: []string{`image store "gone" names no [[resources.gone]] publish target`},
+	},
+	{
+		name:  "strict mode: image that names an undefined distro",
+		files: map[string]string{"images.toml": kiwiImage + "distro = \"fedora\"\n[distros.azl]\n"},
+		opts:  &Options{Strict: true}, kind: ErrUnknownDistro, line: 3, key: "images.img.distro",
+		msgHas: []string{`no [distros.fedora] table defines distro "fedora"`, "(defined distros: azl)"},
+	},
+	{
+		name:  "strict mode: skip entry that matches nothing",
+		files: map[string]string{"images.toml": kiwiImage},
+		opts:  &Options{Strict: true, Skip: []string{"nothing"}}, kind: ErrNoVariants, key: "skip",
+		msgHas: []string{`skip entry "nothing" matches no variant (strict mode)`},
+	},
+	{
 		name:  "root file that does not exist",
 		files: map[string]string{"other.toml": ""},
 		kind:  ErrRead, msgHas: []string{"no such file"},
@@ -339,5 +583,44 @@ func TestBadInputGivesLocatedTypedErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Keys and rules that cannot matter are warnings that say where they are
+// and why they are ignored; loading goes on.
+func TestIgnoredKeysAndRulesThatNeverApplyAreLocatedWarnings(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"img.kiwi": "x",
+		"images.toml": `[images.img]
+definition = { path = "img.kiwi", flavour = "x" }
+colour = "blue"
+publish = { labels = ["vm"], audience = "all" }
+delivery.vhd = { vhd_path = "p", size = 1 }
+[[resources.t]]
+publish-labels = ["vm"]
+region = "west"
+[[variants.exclude]]
+image = "nothing"
+[[variants.when]]
+match = { size = "xl" }
+set.description = "x"
+`,
+	})
+	_, ws := mustLoad(t, filepath.Join(dir, "images.toml"))
+	var got []string
+	for _, w := range ws {
+		got = append(got, strings.TrimPrefix(w.String(), dir+string(filepath.Separator)))
+	}
+	want := []string{
+		`images.toml:3:1: images.img.colour: unknown image key "colour" ignored; known keys: description, distro, definition, capabilities, publish, delivery, variants, tests`,
+		`images.toml:2:35: images.img.definition.flavour: unknown definition key "flavour" ignored; expected type, path or profile`,
+		`images.toml:5:34: images.img.delivery.vhd.size: unknown key "size" kept; known keys: vhd_path`,
+		`images.toml:4:30: images.img.publish.audience: unknown publish key "audience" ignored; expected labels or channels`,
+		`images.toml:8:1: resources.t[0].region: unknown publish target key "region" ignored; known keys: publish-labels, interface-type, backend, resource-urn, images`,
+		`images.toml:10:1: variants.exclude[0].image: no image is called "nothing"`,
+		`images.toml:12:11: variants.when[0].match.size: no image has a dimension "size", so this rule never applies`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

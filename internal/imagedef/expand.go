@@ -1,16 +1,20 @@
+// Design: Expand works out images in parallel, each alone and with templates shared by its variants with the same
+// settings, arch and generation; their results are then taken in name order, so nothing depends on timing.
+
 package imagedef
 
 import (
-	"github.com/osimage/packer-plugin-osimage/internal/variant"
-
+	"encoding/json"
 	"fmt"
-	"math"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 // Options select what Expand produces.
@@ -69,9 +73,8 @@ func Expand(t *Tree, opts Options) ([]Variant, []Warning, error) {
 	return e.out, e.warnings, nil
 }
 
-// expander is the state of one Expand call. Its fields are used by the
-// calling goroutine only, apart from t, opts, chosen, plans and the
-// filters' spellings, which the image workers read.
+// expander is the state of one Expand call. The image workers only read
+// it (t, opts, chosen, plans and the filters' spellings).
 type expander struct {
 	t        *Tree
 	opts     Options
@@ -292,202 +295,98 @@ func (cr *compiledRule) matches(img *Image, vals []string) bool {
 	return true
 }
 
-// ruleBuffers holds compiled rules; a worker reuses them from image to
-// image.
-type ruleBuffers struct {
-	compiled   []compiledRule
-	conds      []slotCond
-	excl, when []*compiledRule
-}
-
 // compileRules binds the tree-wide rules, then the image's own rules, to
-// the image's value slots (slotOf gives the slot of a dimension name), in
-// buf. Tree-wide rules that name a dimension the image lacks never apply to
-// it.
-func compileRules(buf *ruleBuffers, img *Image, slotOf func(string) (int, bool), treeRules []*rule) (excl, when []*compiledRule) {
-	nRules, nConds := 0, 0
-	for _, list := range [][]*rule{treeRules, img.rules} {
-		for _, ru := range list {
-			nRules++
-			nConds += len(ru.conds)
-		}
-	}
-	// Sized up front: excl and when point into compiled.
-	compiled := slices.Grow(buf.compiled[:0], nRules)
-	conds := slices.Grow(buf.conds[:0], nConds)
-	excl, when = buf.excl[:0], buf.when[:0]
-	for _, list := range [][]*rule{treeRules, img.rules} {
-	next:
-		for _, ru := range list {
-			start := len(conds)
-			for _, c := range ru.conds {
-				slot := -1
-				if c.dim != "image" {
-					s, ok := slotOf(c.dim)
-					if !ok {
-						conds = conds[:start]
-						continue next
-					}
-					slot = s
+// the image's value slots (slotOf gives the slot of a dimension name).
+// A tree-wide rule that names a dimension the image lacks never applies to
+// it: the whole rule is dropped, not just that condition.
+func compileRules(img *Image, slotOf func(string) (int, bool), treeRules []*rule) (excl, when []*compiledRule) {
+next:
+	for _, ru := range slices.Concat(treeRules, img.rules) {
+		cr := &compiledRule{rule: ru}
+		for _, c := range ru.conds {
+			slot := -1
+			if c.dim != "image" {
+				s, ok := slotOf(c.dim)
+				if !ok {
+					continue next
 				}
-				conds = append(conds, slotCond{slot: slot, values: c.values})
+				slot = s
 			}
-			compiled = append(compiled, compiledRule{rule: ru, conds: conds[start:len(conds):len(conds)]})
-			cr := &compiled[len(compiled)-1]
-			if ru.exclude {
-				excl = append(excl, cr)
-			} else {
-				cr.index = len(when)
-				when = append(when, cr)
-			}
+			cr.conds = append(cr.conds, slotCond{slot: slot, values: c.values})
+		}
+		if ru.exclude {
+			excl = append(excl, cr)
+		} else {
+			cr.index = len(when)
+			when = append(when, cr)
 		}
 	}
-	buf.compiled, buf.conds, buf.excl, buf.when = compiled, conds, excl, when
 	return excl, when
 }
 
-// imageRun is the state of expanding one image.
+// imageRun is the state of expanding one image. Variants with the same
+// settings, arch and generation share one template.
 type imageRun struct {
 	img         *Image
 	vc          *versionCtx
-	dimSlot     []int // value slot of each dimension
-	hasFirmware bool  // the image declares firmwares
+	hasFirmware bool // the image declares firmwares
 	excl, when  []*compiledRule
-	settings    map[string]*settings // matched when rules -> merged settings; made on first use
+	settings    map[string]*settings // matched when rules -> merged settings
 	templates   map[templateKey]*template
-	// the template of the previous combination
-	lastKey      templateKey
-	lastTemplate *template
+	out         *imageResult
 }
 
-// An image's combinations are worked out by imageWorkers, in parallel, and
-// recorded in its imageLog; applyLog then takes the logs one image after
-// the other, in order, for what depends on the images before (duplicate
-// keys, warnings reported once, the first error). The result is exactly
-// that of expanding the images one by one.
+// imageResult is what expanding one image gives, before it is checked
+// against the images before it (see expandImages).
+type imageResult struct {
+	variants []Variant
+	keys     []comboKey // of every combination not excluded, in order, up to err
+	warnings []keptWarning
+	labels   []labelUse // publish labels of the image's templates
+	err      error      // stops the image at its last combination
 
-// imageLog is what a worker found expanding one image.
-type imageLog struct {
-	recs     *[]comboRec   // one per combination, in order, up to the first error
-	warnings []keptWarning // warnings of the combinations, in order
-	labels   []labelUse    // publish labels of the image's templates
-	err      error         // the error of the last record (outInvalid, outFailed)
-	done     chan struct{} // closed when the log is complete
+	combos, excluded, onlyDropped, skipDropped int
+	onlySeen, skipSeen                         []int // matches per Options.Only and Skip entry
 }
 
-// comboRec records one combination of an image.
-type comboRec struct {
-	key      string              // the variant key (from outInvalid on)
-	tp       *template           // outKept
-	dims     map[string]string   // outKept: Variant.Dimensions
-	vals     [numBuiltins]string // outKept: the built-in values
-	combo    int32               // combination number, see comboText
-	warnings int32               // the number of warnings it reported
-	outcome  comboOutcome
+type comboKey struct {
+	key   string
+	combo int // combination number, see comboText
 }
-
-// recPool recycles the records of applied logs for the images after.
-var recPool = sync.Pool{New: func() any { return new([]comboRec) }}
-
-type comboOutcome uint8
-
-const (
-	outExcluded comboOutcome = iota // dropped by an exclude rule
-	outInvalid                      // a combination the built-in dimensions do not allow
-	outOnly                         // dropped by Options.Only
-	outSkip                         // dropped by Options.Skip
-	outFailed                       // settings or template error
-	outKept                         // a variant
-)
 
 type keptWarning struct {
 	kind error
 	w    Warning
 }
 
-// expandImages expands the images in name order: workers work out the
-// images (as many as there are processors), while this goroutine applies
-// their logs in order.
+// expandImages works out the images in parallel (each one alone, as many
+// at once as there are processors), then takes their results in name
+// order for what depends on the images before: duplicate keys, warnings
+// reported once and the first error. The result is that of expanding the
+// images one by one.
 func (e *expander) expandImages() error {
 	images := e.t.Images
 	e.planVersions()
-	logs := make([]imageLog, len(images))
-	for i := range logs {
-		logs[i].done = make(chan struct{})
-	}
-	// Images after a failed one need no work.
-	var stop atomic.Int64
-	stop.Store(math.MaxInt64)
-	failedAt := func(i int) {
-		for {
-			old := stop.Load()
-			if int64(i) >= old || stop.CompareAndSwap(old, int64(i)) {
-				return
-			}
-		}
-	}
-	workers := make([]*imageWorker, max(1, min(runtime.GOMAXPROCS(0), len(images))))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for k := range workers {
-		w := &imageWorker{e: e, onlySeen: make([]int, len(e.only)), skipSeen: make([]int, len(e.skip))}
-		workers[k] = w
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(images) {
-					return
-				}
-				if int64(i) <= stop.Load() {
-					w.expand(images[i], &logs[i])
-					if logs[i].err != nil {
-						failedAt(i)
-					}
-				}
-				close(logs[i].done)
-			}
-		})
-	}
-	var err error
+	results := make([]imageResult, len(images))
+	forEach(len(images), func(i int) { results[i] = e.expandImage(images[i]) })
 	for i, img := range images {
-		<-logs[i].done
-		err = e.applyLog(img, &logs[i])
-		if recs := logs[i].recs; recs != nil {
-			clear(*recs)
-			*recs = (*recs)[:0]
-			recPool.Put(recs)
+		if err := e.apply(img, &results[i]); err != nil {
+			return err
 		}
-		logs[i] = imageLog{} // applied: free it
-		if err != nil {
-			failedAt(i)
-			break
-		}
-	}
-	wg.Wait()
-	if err != nil {
-		return err
-	}
-	for _, w := range workers {
-		for j, n := range w.onlySeen {
-			e.only[j].seen += n
-		}
-		for j, n := range w.skipSeen {
-			e.skip[j].seen += n
-		}
+		results[i] = imageResult{} // applied: free it
 	}
 	return nil
 }
 
-// applyLog adds the variants of one image, checking their keys against
-// those of the images before, and reports its warnings and its error.
-func (e *expander) applyLog(img *Image, log *imageLog) error {
+// apply adds the variants of one image, checking their keys against those
+// of the images before, and reports its warnings and its error.
+func (e *expander) apply(img *Image, r *imageResult) error {
 	e.images++
 	if e.dropped(img) {
 		e.distroDropped = append(e.distroDropped, img.Name)
 		return nil
 	}
-	vc, err := e.version(e.distroOf(img))
-	if err != nil {
+	if _, err := e.version(e.distroOf(img)); err != nil {
 		return err
 	}
 	if img.Distro != "" && len(e.t.Distros) > 0 && e.t.Distros[img.Distro] == nil {
@@ -497,96 +396,66 @@ func (e *expander) applyLog(img *Image, log *imageLog) error {
 			return err
 		}
 	}
-	e.labels = append(e.labels, log.labels...)
-	if log.recs == nil {
-		return nil
+	e.labels = append(e.labels, r.labels...)
+	e.combos += r.combos
+	e.excluded += r.excluded
+	e.onlyDropped += r.onlyDropped
+	e.skipDropped += r.skipDropped
+	for j, n := range r.onlySeen {
+		e.only[j].seen += n
 	}
-	warnings := log.warnings
-	for i := range *log.recs {
-		r := &(*log.recs)[i]
-		e.combos++
-		switch r.outcome {
-		case outExcluded:
-			e.excluded++
-			continue
-		case outInvalid:
-			return log.err
-		}
-		combo := int(r.combo)
-		if prev, ok := e.keys[r.key]; ok {
+	for j, n := range r.skipSeen {
+		e.skip[j].seen += n
+	}
+	for _, k := range r.keys {
+		if prev, ok := e.keys[k.key]; ok {
 			return img.src.errAt(ErrDuplicateKey, keyPath{"images", img.Name},
 				"variant key %q of image %s (%s) is also the key of image %s (%s) in %s; rename an image or a dimension value",
-				r.key, img.Name, comboText(img, combo), prev.img.Name, comboText(prev.img, prev.combo), prev.img.File)
+				k.key, img.Name, comboText(img, k.combo), prev.img.Name, comboText(prev.img, prev.combo), prev.img.File)
 		}
-		e.keys[r.key] = keyOwner{img: img, combo: combo}
-		switch r.outcome {
-		case outOnly:
-			e.onlyDropped++
-			continue
-		case outSkip:
-			e.skipDropped++
-			continue
-		}
-		for _, kw := range warnings[:r.warnings] {
-			if err := e.warn(kw.kind, kw.w); err != nil {
-				return err
-			}
-		}
-		warnings = warnings[r.warnings:]
-		if r.outcome == outFailed {
-			return log.err
-		}
-		e.out = append(e.out, Variant{})
-		r.tp.fill(&e.out[len(e.out)-1], img, vc, r.key, &r.vals, r.dims)
+		e.keys[k.key] = keyOwner{img: img, combo: k.combo}
 	}
+	for _, kw := range r.warnings {
+		if err := e.warn(kw.kind, kw.w); err != nil {
+			return err
+		}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	e.out = append(e.out, r.variants...)
 	return nil
 }
 
-// imageWorker works out images; its buffers are reused from image to image.
-type imageWorker struct {
-	e                  *expander // read only
-	log                *imageLog // of the image being expanded
-	run                imageRun
-	scratch            []int
-	vals               []string
-	rules              ruleBuffers
-	json               []byte
-	onlySeen, skipSeen []int // matches per Options.Only and Skip entry
-}
-
-// expand records the combinations of img in log.
-func (w *imageWorker) expand(img *Image, log *imageLog) {
-	e := w.e
+// expandImage works out the combinations of img. It reads e but does not
+// change it.
+func (e *expander) expandImage(img *Image) imageResult {
+	r := imageResult{onlySeen: make([]int, len(e.only)), skipSeen: make([]int, len(e.skip))}
 	if e.dropped(img) {
-		return
+		return r
 	}
 	p := e.plans[e.distroOf(img)]
 	if p.err != nil {
-		return // applyLog reports it
+		return r // apply reports it
 	}
-	w.log = log
-	defer func() { w.log = nil }()
-	nDims := len(img.Dimensions)
-	w.scratch = slices.Grow(w.scratch[:0], 2*nDims)[:2*nDims]
-	run := &w.run
-	*run = imageRun{img: img, vc: p.vc, dimSlot: w.scratch[:nDims]}
-	idx := w.scratch[nDims:]
-	clear(idx)
+	run := &imageRun{img: img, vc: p.vc, out: &r}
 	// Value slots: the built-in dimensions by index, then user dimensions.
+	nDims := len(img.Dimensions)
+	slot := make([]int, nDims)
 	nUser := 0
 	for i, d := range img.Dimensions {
 		if d.builtin >= 0 {
-			run.dimSlot[i] = d.builtin
+			slot[i] = d.builtin
 			run.hasFirmware = run.hasFirmware || d.builtin == bFirmware
 			continue
 		}
-		run.dimSlot[i] = numBuiltins + nUser
+		slot[i] = numBuiltins + nUser
 		nUser++
 	}
 	slotOf := func(name string) (int, bool) {
 		for i, d := range img.Dimensions {
 			if d.builtin < 0 && d.Name == name {
-				return run.dimSlot[i], true
+				return slot[i], true
 			}
 		}
 		if _, i := builtinByName(name); i >= 0 {
@@ -594,21 +463,23 @@ func (w *imageWorker) expand(img *Image, log *imageLog) {
 		}
 		return 0, false
 	}
-	run.excl, run.when = compileRules(&w.rules, img, slotOf, e.t.rules)
-
-	log.recs = recPool.Get().(*[]comboRec)
-	w.vals = slices.Grow(w.vals[:0], numBuiltins+nUser)[:numBuiltins+nUser]
-	vals := w.vals
-	clear(vals)
+	run.excl, run.when = compileRules(img, slotOf, e.t.rules)
+	n := 1
+	for _, d := range img.Dimensions {
+		n *= len(d.Values) // bounded by checkSize
+	}
+	r.variants, r.keys = make([]Variant, 0, n), make([]comboKey, 0, n)
+	vals := make([]string, numBuiltins+nUser)
+	idx := make([]int, nDims)
 	for combo := 0; ; combo++ {
 		for i, d := range img.Dimensions {
-			vals[run.dimSlot[i]] = d.Values[idx[i]]
+			vals[slot[i]] = d.Values[idx[i]]
 		}
-		if !w.combination(run, combo, vals) {
-			return
+		if !e.combination(run, combo, vals) {
+			return r
 		}
 		// Next combination: the last dimension varies fastest.
-		i := len(idx) - 1
+		i := nDims - 1
 		for ; i >= 0; i-- {
 			idx[i]++
 			if idx[i] < len(img.Dimensions[i].Values) {
@@ -617,9 +488,24 @@ func (w *imageWorker) expand(img *Image, log *imageLog) {
 			idx[i] = 0
 		}
 		if i < 0 {
-			return
+			return r
 		}
 	}
+}
+
+// forEach calls fn(0), ..., fn(n-1) on as many goroutines as there are
+// processors, and returns when all calls have returned.
+func forEach(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // comboText describes combination number combo of img, for messages.
@@ -633,80 +519,71 @@ func comboText(img *Image, combo int) string {
 	return strings.Join(parts, ", ")
 }
 
-// combination records one combination; it returns false for an error.
-func (w *imageWorker) combination(run *imageRun, combo int, vals []string) bool {
-	img := run.img
-	log := w.log
-	*log.recs = append(*log.recs, comboRec{combo: int32(combo)})
-	r := &(*log.recs)[len(*log.recs)-1]
+// combination works out one combination; it returns false for an error
+// (in run.out.err), which ends the image.
+func (e *expander) combination(run *imageRun, combo int, vals []string) bool {
+	img, r := run.img, run.out
+	r.combos++
 	if !run.hasFirmware {
 		vals[bFirmware] = variant.DeriveFirmware((*[numBuiltins]string)(vals[:numBuiltins]))
 	}
 	for _, ru := range run.excl {
 		if ru.matches(img, vals) {
-			r.outcome = outExcluded
+			r.excluded++
 			return true
 		}
 	}
-	r.key = variantKey(img, vals)
+	key := variantKey(img, vals)
 	if c := variant.CheckCombination((*[numBuiltins]string)(vals[:numBuiltins])); c != nil {
-		dim, val, other, otherVal, allowed := c.Dim, c.Value, c.Other, c.OtherValue, c.Allowed
-		r.outcome = outInvalid
-		log.err = img.src.errAt(ErrCombination, keyPath{"images", img.Name, "variants"},
+		r.err = img.src.errAt(ErrCombination, keyPath{"images", img.Name, "variants"},
 			"variant %s combines %s %s with %s %s, but %s %s allows %s %s only; add an exclude rule such as { %s = %q, %s = %q }",
-			r.key, dim, val, other, otherVal, dim, val, other, strings.Join(allowed, " or "), dim, val, other, otherVal)
+			key, c.Dim, c.Value, c.Other, c.OtherValue, c.Dim, c.Value, c.Other, strings.Join(c.Allowed, " or "), c.Dim, c.Value, c.Other, c.OtherValue)
 		return false
 	}
+	r.keys = append(r.keys, comboKey{key: key, combo: combo})
 	// Every entry is tried (no short cut) so the counts explain filters.
 	keep := true
-	for j, f := range w.e.only {
-		if f.matches(img, r.key, vals) {
-			w.onlySeen[j]++
+	for j, f := range e.only {
+		if f.matches(img, key, vals) {
+			r.onlySeen[j]++
 		} else {
 			keep = false
 		}
 	}
 	if !keep {
-		r.outcome = outOnly
+		r.onlyDropped++
 		return true
 	}
-	for j, f := range w.e.skip {
-		if f.matches(img, r.key, vals) {
-			w.skipSeen[j]++
+	for j, f := range e.skip {
+		if f.matches(img, key, vals) {
+			r.skipSeen[j]++
 			keep = false
 		}
 	}
 	if !keep {
-		r.outcome = outSkip
+		r.skipDropped++
 		return true
 	}
-	s, err := w.settingsFor(run, vals)
+	s, err := run.settingsFor(vals)
 	if err != nil {
-		r.outcome, log.err = outFailed, err
+		r.err = err
 		return false
 	}
-	warned := len(log.warnings)
-	tp, err := w.template(run, s, r.key, vals[bArch], vals[bGeneration])
-	r.warnings = int32(len(log.warnings) - warned)
+	tp, err := run.template(s, key, vals[bArch], vals[bGeneration])
 	if err != nil {
-		r.outcome, log.err = outFailed, err
+		r.err = err
 		return false
 	}
-	r.outcome, r.tp = outKept, tp
-	r.vals = [numBuiltins]string(vals[:numBuiltins])
-	r.dims = dimensions(img, vals)
+	r.variants = append(r.variants, tp.variant(img, run.vc, key, vals))
 	return true
 }
 
 // settingsFor merges the when rules that match into the image settings.
 // Variants with the same matching rules share one result.
-func (w *imageWorker) settingsFor(run *imageRun, vals []string) (*settings, error) {
+func (run *imageRun) settingsFor(vals []string) (*settings, error) {
 	img := run.img
-	// The cache key lists the matching rules; key and list are built on
-	// the stack, so variants whose settings are cached cost no allocation.
-	var buf [64]byte
-	var mbuf [8]*compiledRule
-	ck, matched := buf[:0], mbuf[:0]
+	var ck []byte // the cache key: the indexes of the matching rules
+	var matched []*compiledRule
 	for _, r := range run.when {
 		if r.matches(img, vals) {
 			matched = append(matched, r)
@@ -720,25 +597,19 @@ func (w *imageWorker) settingsFor(run *imageRun, vals []string) (*settings, erro
 	if s, ok := run.settings[string(ck)]; ok {
 		return s, nil
 	}
-	if run.settings == nil {
-		run.settings = map[string]*settings{}
-	}
 	// Only the top-level keys the rules touch are copied, merged and
 	// decoded again; the rest is shared with the image's base settings.
 	var touched []string
 	for _, r := range matched {
 		for k := range r.set {
-			if !slices.Contains(touched, k) {
-				touched = append(touched, k)
-			}
+			touched = append(touched, k)
 		}
 		for _, u := range r.unset {
-			if !slices.Contains(touched, u[0]) {
-				touched = append(touched, u[0])
-			}
+			touched = append(touched, u[0])
 		}
 	}
 	slices.Sort(touched)
+	touched = slices.Compact(touched)
 	eff := make(map[string]any, len(touched))
 	for _, k := range touched {
 		if v, ok := img.settings[k]; ok {
@@ -749,21 +620,20 @@ func (w *imageWorker) settingsFor(run *imageRun, vals []string) (*settings, erro
 		for _, u := range r.unset {
 			deletePath(eff, u)
 		}
-		if r.set != nil {
-			mergeInto(eff, r.set)
-		}
+		mergeInto(eff, r.set)
 	}
 	s := img.base.withoutKeys(touched)
-	var pbuf [8]string
 	for _, k := range touched {
 		if v, ok := eff[k]; ok {
-			p := tempPath(pbuf[:], keyPath{"images", img.Name}, k)
-			if err := (settingsDecoder{}).decodeKey(img.src, p, k, v, s, modeExpand); err != nil {
+			if err := (settingsDecoder{}).decodeKey(img.src, keyPath{"images", img.Name, k}, k, v, s, modeExpand); err != nil {
 				return nil, err
 			}
 		}
 	}
 	slices.Sort(s.unresolved)
+	if run.settings == nil {
+		run.settings = map[string]*settings{}
+	}
 	run.settings[string(ck)] = s
 	return s, nil
 }
@@ -842,8 +712,7 @@ type template struct {
 	ociArch, azureArch            string
 	profiles, labels, channels    []string
 	capabilities                  map[string]bool
-	delivery                      map[string]any
-	deliveryJSON                  variant.Delivery
+	delivery                      variant.Delivery
 	targets                       []Target
 	unresolved                    []string
 }
@@ -853,23 +722,10 @@ type templateKey struct {
 	arch, gen string
 }
 
-// template returns the shared part of a variant, building it on first use.
-// Its warnings go to the image's log.
-func (w *imageWorker) template(run *imageRun, s *settings, key, arch, gen string) (*template, error) {
+// template returns the shared part of a variant, building it on first use;
+// its warnings and publish labels go to the image's result.
+func (run *imageRun) template(s *settings, key, arch, gen string) (*template, error) {
 	tk := templateKey{s, arch, gen}
-	if run.lastTemplate != nil && run.lastKey == tk {
-		return run.lastTemplate, nil // consecutive variants mostly share one
-	}
-	tp, err := w.newTemplate(run, tk, key)
-	if err == nil {
-		run.lastKey, run.lastTemplate = tk, tp
-	}
-	return tp, err
-}
-
-// newTemplate returns the template of tk, building it on first use.
-func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*template, error) {
-	s, arch, gen := tk.s, tk.arch, tk.gen
 	if tp, ok := run.templates[tk]; ok {
 		return tp, nil
 	}
@@ -878,8 +734,11 @@ func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*t
 		description:  s.description,
 		defType:      s.defType,
 		defPath:      s.defPath,
-		capabilities: make(map[string]bool, len(s.capabilities)),
+		capabilities: maps.Clone(s.capabilities),
 		targets:      make([]Target, 0, len(vc.targets)),
+	}
+	if tp.capabilities == nil {
+		tp.capabilities = map[string]bool{}
 	}
 	tp.profiles, tp.labels, tp.channels = cloneLists(s.profiles, s.labels, s.channels)
 	tp.ociArch, tp.azureArch = variant.OCIArch(arch), variant.AzureArch(arch)
@@ -890,23 +749,18 @@ func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*t
 		return nil, img.src.errAt(ErrValue, keyPath{"images", img.Name, "definition"},
 			"variant %s has no definition path; expected definition = { type = \"kiwi\", path = \"NAME.kiwi\" }", key)
 	}
-	for k, b := range s.capabilities {
-		tp.capabilities[k] = b
-	}
+	delivery := map[string]any{}
 	switch {
-	case s.delivery == nil:
-		tp.delivery = map[string]any{}
 	case s.deliveryOwned:
-		tp.delivery = s.delivery
-	default:
-		tp.delivery = deepCopy(s.delivery, true).(map[string]any)
+		delivery = s.delivery
+	case s.delivery != nil:
+		delivery = deepCopy(s.delivery, true).(map[string]any)
 	}
-	dj, err := appendJSON(w.json[:0], tp.delivery)
+	dj, err := json.Marshal(delivery) // sorted keys, numbers as decoded
 	if err != nil {
 		return nil, img.src.errAt(ErrValue, keyPath{"images", img.Name, "delivery"}, "cannot encode as JSON: %v", err)
 	}
-	tp.deliveryJSON = variant.Delivery(string(dj))
-	w.json = dj
+	tp.delivery = variant.Delivery(dj)
 	unresolved := slices.Concat(s.unresolved, vc.unresolved)
 	for _, tg := range vc.targets {
 		if !intersects(s.labels, tg.Labels) {
@@ -914,8 +768,8 @@ func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*t
 		}
 		name, ok := targetImage(tg, arch, gen)
 		if !ok {
-			// Reported by applyLog, which stops there in strict mode.
-			w.log.warnings = append(w.log.warnings, keptWarning{ErrTargets, tg.src.warnAt(tg.path.with("images"),
+			// Reported by apply, which stops there in strict mode.
+			run.out.warnings = append(run.out.warnings, keptWarning{ErrTargets, tg.src.warnAt(tg.path.with("images"),
 				"publish target %s has no image for arch %s%s; image %s is not published there for it",
 				tg.Name, arch, genSuffix(gen), img.Name)})
 			continue
@@ -923,7 +777,7 @@ func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*t
 		tp.targets = append(tp.targets, Target{Name: tg.Name, InterfaceType: tg.InterfaceType, Backend: tg.Backend, ResourceURN: tg.ResourceURN, ImageName: name})
 		unresolved = append(unresolved, tg.unresolved...)
 	}
-	labels := &w.log.labels
+	labels := &run.out.labels
 	for _, l := range s.labels {
 		i := slices.IndexFunc(*labels, func(u labelUse) bool { return u.label == l })
 		if i < 0 {
@@ -950,31 +804,32 @@ func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*t
 	return tp, nil
 }
 
-// fill sets *v, a zero Variant, to the output for one combination (vals
-// are its built-in values). It sets the fields one by one: v is in Expand's
-// result already.
-func (tp *template) fill(v *Variant, img *Image, vc *versionCtx, key string, vals *[numBuiltins]string, dims map[string]string) {
-	v.Key = key
-	v.Image = img.Name
-	v.Description = tp.description
-	v.Distro = vc.distro
-	v.DistroVersion = vc.version
-	v.ReleaseVer = vc.releaseVer
-	v.Arch = vals[bArch]
-	v.OCIArch, v.AzureArch = tp.ociArch, tp.azureArch // the template's arch is v.Arch
-	v.Platform = vals[bPlatform]
-	v.HyperVGeneration = vals[bGeneration]
-	v.Firmware = vals[bFirmware]
-	v.DefinitionType = tp.defType
-	v.DefinitionPath = tp.defPath
-	v.Profiles = tp.profiles
-	v.Dimensions = dims
-	v.Capabilities = tp.capabilities
-	v.PublishLabels = tp.labels
-	v.PublishChannels = tp.channels
-	v.Targets = tp.targets
-	v.Unresolved = tp.unresolved
-	v.Delivery = tp.deliveryJSON
+// variant is the output for one combination (vals are its values).
+func (tp *template) variant(img *Image, vc *versionCtx, key string, vals []string) Variant {
+	return Variant{
+		Key:              key,
+		Image:            img.Name,
+		Description:      tp.description,
+		Distro:           vc.distro,
+		DistroVersion:    vc.version,
+		ReleaseVer:       vc.releaseVer,
+		Arch:             vals[bArch],
+		OCIArch:          tp.ociArch, // the template's arch is vals[bArch]
+		AzureArch:        tp.azureArch,
+		Platform:         vals[bPlatform],
+		HyperVGeneration: vals[bGeneration],
+		Firmware:         vals[bFirmware],
+		DefinitionType:   tp.defType,
+		DefinitionPath:   tp.defPath,
+		Profiles:         tp.profiles,
+		Dimensions:       dimensions(img, vals),
+		Capabilities:     tp.capabilities,
+		PublishLabels:    tp.labels,
+		PublishChannels:  tp.channels,
+		Targets:          tp.targets,
+		Unresolved:       tp.unresolved,
+		Delivery:         tp.delivery,
+	}
 }
 
 // dimensions is Variant.Dimensions of one combination.

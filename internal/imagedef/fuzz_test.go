@@ -129,3 +129,56 @@ func checkConfigError(t *testing.T, err error) {
 		t.Fatalf("error %T %q is not a complete *ConfigError", err, err)
 	}
 }
+
+// FuzzKeyPositions checks the key index against go-toml's own decoding: in
+// every document toml.Unmarshal accepts, every key under a top-level key
+// this package reads has a position, and that key is written there.
+func FuzzKeyPositions(f *testing.F) {
+	for _, s := range []string{
+		"[images.a]\nx = 1\n[images.a.b]\ny = \"s\"\n",
+		"[images]\na = { b.c = 1, b.d = [1, { e = 2 }] }\n",
+		"[[resources.x]]\na = 1\n[[resources.x]]\na = 2\n[resources.x.sub]\nb = 3\n",
+		"[[resources.x]]\n[[resources.x.y]]\n[[resources.x]]\n[[resources.x.y]]\n[[resources.x.y]]\n",
+		"images.a.b = 1\n[images.c]\n\"quoted.key\" = 1\n'lit' = 2\n",
+		"[images.\"a b\".c]\nd = []\ne = [[]]\nf = [[1], [\"x\"]]\n[components.x]\ny = 1\n",
+		"includes = [\"a\"]\n[variants]\nwhen = [{ match = { a = \"b\" }, set.description = \"x\" }]\n",
+	} {
+		f.Add([]byte(s))
+	}
+	addFileSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sf := &srcFile{path: "f.toml", data: data}
+		values, err := decodeFile(sf)
+		if err != nil {
+			return
+		}
+		for top, v := range values {
+			if relevantTopKeys[top] {
+				checkPositions(t, sf, keyPath{top}, v)
+			}
+		}
+	})
+}
+
+func checkPositions(t *testing.T, f *srcFile, path keyPath, v any) {
+	if k := path[len(path)-1]; !strings.HasPrefix(k, "[") {
+		off := f.offset(path)
+		if off < 0 {
+			t.Fatalf("no position for %s in\n%s", path, f.data)
+		}
+		at := f.data[off:]
+		if !bytes.HasPrefix(at, []byte(k)) && at[0] != '"' && at[0] != '\'' && (off == 0 || !strings.ContainsRune(`"'`, rune(f.data[off-1]))) {
+			t.Fatalf("position of %s is at %.20q, not at the key, in\n%s", path, at, f.data)
+		}
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			checkPositions(t, f, path.with(k), e)
+		}
+	case []any:
+		for i, e := range x {
+			checkPositions(t, f, path.with(index(i)), e)
+		}
+	}
+}

@@ -1,10 +1,14 @@
+// Design: an image's dimensions and rules are decoded once, at load time, into plain values that Expand binds to
+// value slots.
+
 package imagedef
 
 import (
-	"github.com/osimage/packer-plugin-osimage/internal/variant"
-
+	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 // Image is one [images.NAME] table.
@@ -101,26 +105,22 @@ func (img *Image) decodeVariants(f *srcFile, path keyPath, v any) error {
 		if err != nil {
 			return err
 		}
-		// Keys in document order, so user dimensions expand as written;
-		// keys the scan did not see (none, as a rule) follow in key order.
-		var order []string
-		if ks := f.variantKeys[img.Name]; ks != nil {
-			order = *ks
-		}
-		if !hasAllKeys(order, tbl) {
-			order = slices.Clone(order)
-			for _, k := range sortedKeys(tbl) {
-				if !slices.Contains(order, k) {
-					order = append(order, k)
-				}
+		order := sortedKeys(tbl)
+		others := 0 // keys that may be user dimensions
+		for _, k := range order {
+			if b, _ := builtinByVariantsKey(k); b == nil && k != "exclude" && k != "when" {
+				others++
 			}
+		}
+		if others > 1 {
+			// User dimensions expand in the order they are written: only
+			// then are the key positions needed.
+			pos := func(k string) int { return f.offset(path.with(k)) }
+			slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(pos(a), pos(b)) })
 		}
 		var pbuf [8]string
 		for _, k := range order {
-			val, ok := tbl[k]
-			if !ok {
-				continue
-			}
+			val := tbl[k]
 			kp := tempPath(pbuf[:], path, k)
 			if k == "exclude" || k == "when" {
 				ruleKeys = append(ruleKeys, k)
@@ -167,18 +167,6 @@ func (img *Image) decodeVariants(f *srcFile, path keyPath, v any) error {
 		img.rules = append(img.rules, rules...)
 	}
 	return nil
-}
-
-// hasAllKeys reports whether every key of m is in keys (which has no
-// duplicates).
-func hasAllKeys(keys []string, m map[string]any) bool {
-	n := 0
-	for _, k := range keys {
-		if _, ok := m[k]; ok {
-			n++
-		}
-	}
-	return n == len(m)
 }
 
 // dim returns the image's dimension called name, or nil.

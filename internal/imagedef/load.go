@@ -1,3 +1,6 @@
+// Design: Load does the I/O through io/fs (os.DirFS), reading and decoding the files an include matched on all
+// processors; everything after the bytes are read is a pure function of them.
+
 package imagedef
 
 import (
@@ -7,11 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // Load reads the root TOML file at path (an azldev.toml, a registry such as
@@ -36,10 +36,6 @@ func Load(path string) (*Tree, []Warning, error) {
 	// instead of one per path component); insideRoot keeps symbolic links
 	// from leading out of the tree.
 	l := &loader{fsys: os.DirFS(rootDir), rootDir: rootDir, stat: osStat, checkLinks: true}
-	if l.root = openRoot(rootDir); l.root >= 0 {
-		l.native = true
-		defer closeRoot(l.root)
-	}
 	return l.load(filepath.Base(abs))
 }
 
@@ -60,8 +56,8 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// loader does the I/O of Load; everything it reads goes to the pure
-// functions scanFile, decodeFile and buildTree.
+// loader does the I/O of Load; what it reads goes to decodeFile and
+// buildTree, which do none.
 type loader struct {
 	fsys    fs.FS  // the tree root
 	rootDir string // OS path of the tree root
@@ -72,23 +68,15 @@ type loader struct {
 	// leave the root (off for in-memory file systems).
 	checkLinks bool
 	realRoot   string
-	// native says fsys is os.DirFS(rootDir) and root the root directory,
-	// open: files and directories are then read with the fast paths of
-	// fastio_linux.go.
-	native bool
-	root   int
 
 	files    []loadedFile
 	seen     map[string]bool
-	fetched  map[string]fetchResult // prefetched, not yet visited
+	ahead    map[string]readResult // read by readAhead, not yet visited
 	warnings []Warning
 	// listings caches the directories globs listed (by slash path relative
 	// to the root), so a directory is read once however many globs and
-	// "**" segments walk it; checkDefinitions looks definition files up in
-	// it too.
-	listings   map[string][]dirEntry
-	arena      fileArena // for reads on the loading goroutine
-	direntBufs [][]byte  // scratch for directory listings, one per worker
+	// "**" segments walk it.
+	listings map[string][]fs.DirEntry
 }
 
 // includeRef says which includes entry led to a file.
@@ -103,7 +91,6 @@ func (r *includeRef) errAt(kind error, format string, args ...any) *ConfigError 
 
 func (l *loader) load(rootRel string) (*Tree, []Warning, error) {
 	l.seen = map[string]bool{}
-	l.fetched = map[string]fetchResult{}
 	if err := l.visit(rootRel, nil, nil); err != nil {
 		return nil, nil, err
 	}
@@ -118,8 +105,8 @@ func (l *loader) load(rootRel string) (*Tree, []Warning, error) {
 	return t, l.warnings, nil
 }
 
-// visit reads one file and, depth first, the files it includes. stack holds
-// the chain of including files.
+// visit reads and decodes one file and, depth first, the files it includes.
+// stack holds the chain of including files.
 func (l *loader) visit(rel string, stack []string, via *includeRef) error {
 	if i := slices.Index(stack, rel); i >= 0 {
 		chain := append(slices.Clone(stack[i:]), rel)
@@ -129,27 +116,34 @@ func (l *loader) visit(rel string, stack []string, via *includeRef) error {
 		return nil
 	}
 	l.seen[rel] = true
-	res, ok := l.fetched[rel]
+	res, ok := l.ahead[rel]
 	if !ok {
-		res = l.fetch(rel, &l.arena)
+		res = l.read(rel)
 	}
-	delete(l.fetched, rel)
+	delete(l.ahead, rel)
 	if res.readErr != nil {
 		return l.readError(rel, filepath.Join(l.rootDir, filepath.FromSlash(rel)), via, res.readErr)
 	}
 	if res.err != nil {
 		return res.err
 	}
-	f := res.lf.src
-	l.files = append(l.files, *res.lf)
+	f, values := res.f, res.values
+	var err error
+	var includes []string
+	if v, ok := values["includes"]; ok {
+		if includes, err = (reader{f}).strList(keyPath{"includes"}, v); err != nil {
+			return err
+		}
+	}
+	l.files = append(l.files, loadedFile{src: f, values: values})
 	stack = append(stack, rel)
-	for i, pat := range f.includes {
+	for i, pat := range includes {
 		ref := &includeRef{f: f, i: i}
 		matches, err := l.resolveInclude(f, ref, pat)
 		if err != nil {
 			return err
 		}
-		l.prefetch(matches)
+		l.readAhead(matches)
 		for _, m := range matches {
 			if err := l.visit(m, stack, ref); err != nil {
 				return err
@@ -159,60 +153,52 @@ func (l *loader) visit(rel string, stack []string, via *includeRef) error {
 	return nil
 }
 
-// fetchResult is one file read and decoded, or why not.
-type fetchResult struct {
-	lf      *loadedFile
+// readResult is one file read and decoded, or why not.
+type readResult struct {
+	f       *srcFile
+	values  map[string]any
 	readErr error // reading failed (classified by visit, which knows the includer)
-	err     error // the file is broken
+	err     error // the file is not valid TOML
 }
 
-// fetch reads one file and hands it to parseFile. a is the calling
-// goroutine's arena.
-func (l *loader) fetch(rel string, a *fileArena) fetchResult {
-	data, err := l.readFile(rel, a)
+func (l *loader) read(rel string) readResult {
+	data, err := fs.ReadFile(l.fsys, rel)
 	if err != nil {
-		return fetchResult{readErr: err}
+		return readResult{readErr: err}
 	}
-	lf, err := parseFile(rel, filepath.Join(l.rootDir, filepath.FromSlash(rel)), data)
-	return fetchResult{lf: lf, err: err}
+	f := &srcFile{rel: rel, path: filepath.Join(l.rootDir, filepath.FromSlash(rel)), data: data}
+	values, err := decodeFile(f)
+	return readResult{f: f, values: values, err: err}
 }
 
-// fileArena holds the contents of the small files one goroutine reads, in
-// blocks of 64 KiB: one allocation for many files, which stay in memory
-// with the Tree anyway. Each file's slice is capped at its length.
-type fileArena struct {
-	block []byte // the current block; its free space follows len
-}
-
-// free returns the free space of the current block (at least 8 KiB), as an
-// empty slice.
-func (a *fileArena) free() []byte {
-	if cap(a.block)-len(a.block) < 8<<10 {
-		a.block = make([]byte, 0, 64<<10)
-	}
-	return a.block[len(a.block):len(a.block)]
-}
-
-// take marks n bytes of the free space as used.
-func (a *fileArena) take(n int) { a.block = a.block[:len(a.block)+n] }
-
-// readFile reads a file of the tree.
-func (l *loader) readFile(rel string, a *fileArena) ([]byte, error) {
-	if l.native && fs.ValidPath(rel) {
-		if data, ok := readFileFast(l.root, rel, a); ok {
-			return data, nil
+// readAhead reads and decodes the files an include matched on all
+// processors, as the time of Load goes into reading and decoding many small
+// files. visit still takes them in order, so results and errors do not
+// depend on timing.
+func (l *loader) readAhead(rels []string) {
+	var todo []string
+	for _, r := range rels {
+		if _, ok := l.ahead[r]; !ok && !l.seen[r] {
+			todo = append(todo, r)
 		}
 	}
-	return fs.ReadFile(l.fsys, rel)
+	results := make([]readResult, len(todo))
+	forEach(len(todo), func(i int) { results[i] = l.read(todo[i]) })
+	if l.ahead == nil {
+		l.ahead = make(map[string]readResult, len(todo))
+	}
+	for i, r := range todo {
+		l.ahead[r] = results[i]
+	}
 }
 
 // readDir lists a directory of the tree for globFS, sorted by name; a
 // directory that does not exist, or is not a directory, has no entries.
-func (l *loader) readDir(dir string) ([]dirEntry, error) {
+func (l *loader) readDir(dir string) ([]fs.DirEntry, error) {
 	if entries, ok := l.listings[dir]; ok {
 		return entries, nil
 	}
-	entries, err := l.listDir(dir)
+	entries, err := fs.ReadDir(l.fsys, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = nil
@@ -225,153 +211,10 @@ func (l *loader) readDir(dir string) ([]dirEntry, error) {
 		entries = nil
 	}
 	if l.listings == nil {
-		l.listings = map[string][]dirEntry{}
+		l.listings = map[string][]fs.DirEntry{}
 	}
 	l.listings[dir] = entries
 	return entries, nil
-}
-
-// listAhead lists dirs that are not listed yet in parallel, when there are
-// several (a "**" over a tree of many directories): a glob then walks the
-// tree on all processors. Only the fast path is taken; a directory it
-// cannot list is left to readDir.
-func (l *loader) listAhead(dirs []string) {
-	if !l.native {
-		return
-	}
-	var todo []string
-	for _, d := range dirs {
-		if _, ok := l.listings[d]; !ok && fs.ValidPath(d) {
-			todo = append(todo, d)
-		}
-	}
-	if len(todo) < 4 {
-		return
-	}
-	results := make([][]dirEntry, len(todo))
-	listed := make([]bool, len(todo))
-	workers := min(runtime.GOMAXPROCS(0), len(todo))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := range workers {
-		buf := l.direntBuf(w)
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(todo) {
-					return
-				}
-				results[i], listed[i] = readDirFast(l.root, todo[i], buf)
-			}
-		})
-	}
-	wg.Wait()
-	if l.listings == nil {
-		l.listings = map[string][]dirEntry{}
-	}
-	for i, d := range todo {
-		if listed[i] {
-			l.listings[d] = results[i]
-		}
-	}
-}
-
-// direntBuf returns worker i's scratch buffer for directory listings.
-func (l *loader) direntBuf(i int) []byte {
-	for len(l.direntBufs) <= i {
-		l.direntBufs = append(l.direntBufs, make([]byte, 32<<10))
-	}
-	return l.direntBufs[i]
-}
-
-func (l *loader) listDir(dir string) ([]dirEntry, error) {
-	if l.native && fs.ValidPath(dir) {
-		if entries, ok := readDirFast(l.root, dir, l.direntBuf(0)); ok {
-			return entries, nil
-		}
-	}
-	des, err := fs.ReadDir(l.fsys, dir)
-	if err != nil {
-		return nil, err
-	}
-	entries := make([]dirEntry, len(des))
-	for i, e := range des {
-		entries[i] = dirEntry{name: e.Name(), typ: e.Type()}
-	}
-	return entries, nil
-}
-
-// prefetch reads and decodes the files an include matched, in parallel, so
-// that trees of many image files load in a fraction of the time. visit still
-// takes them in order, so results and the first error do not depend on
-// timing.
-func (l *loader) prefetch(rels []string) {
-	if len(rels) < 2 {
-		return
-	}
-	var todo []string
-	inTodo := make(map[string]bool, len(rels))
-	for _, r := range rels {
-		if _, ok := l.fetched[r]; !ok && !l.seen[r] && !inTodo[r] {
-			todo = append(todo, r)
-			inTodo[r] = true
-		}
-	}
-	if len(todo) < 2 {
-		return
-	}
-	results := make([]fetchResult, len(todo))
-	workers := min(runtime.GOMAXPROCS(0), len(todo))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			var a fileArena
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(todo) {
-					return
-				}
-				results[i] = l.fetch(todo[i], &a)
-			}
-		})
-	}
-	wg.Wait()
-	if len(l.fetched) == 0 {
-		l.fetched = make(map[string]fetchResult, len(todo))
-	}
-	l.files = slices.Grow(l.files, len(todo))
-	for i, r := range todo {
-		l.fetched[r] = results[i]
-	}
-}
-
-// parseFile scans and decodes one file: syntax, includes, values and the
-// images it declares. It does no I/O.
-func parseFile(rel, osPath string, data []byte) (*loadedFile, error) {
-	f := &srcFile{rel: rel, path: osPath, data: data}
-	values, err := scanFile(f)
-	if err != nil {
-		return nil, err
-	}
-	lf := &loadedFile{src: f}
-	if !f.hasSettings {
-		return lf, nil
-	}
-	if values == nil {
-		if values, err = decodeFile(f); err != nil {
-			return nil, err
-		}
-	} else {
-		f.noFloats = true
-	}
-	lf.values = values
-	if v, ok := lf.values["images"]; ok {
-		d := settingsDecoder{warnings: &lf.warnings, defs: &lf.defs}
-		lf.images, lf.imagesErr = decodeImages(d, f, v)
-	}
-	f.variantKeys = nil // used up by decodeImages; the file stays in memory
-	return lf, nil
 }
 
 // readError classifies a failed read of an included (or the root) file.
@@ -452,7 +295,7 @@ func (l *loader) resolveInclude(f *srcFile, ref *includeRef, pat string) ([]stri
 	if err := validGlob(joined); err != nil {
 		return nil, ref.errAt(ErrValue, "bad glob %q: %v", pat, err)
 	}
-	matches, start, links, err := globFS(l, joined)
+	matches, start, links, err := globFS(l.readDir, joined)
 	if err != nil {
 		return nil, ref.errAt(ErrRead, "cannot expand glob %q: %s", pat, errText(err))
 	}
@@ -475,9 +318,6 @@ func (l *loader) checkDefinitions(defs []defRef) error {
 	checked := map[string]error{}
 	for _, d := range defs {
 		err, ok := checked[d.abs]
-		if !ok && l.isListedFile(d.abs) {
-			err, ok = nil, true
-		}
 		if !ok {
 			var isDir bool
 			isDir, err = l.stat(d.abs)
@@ -494,24 +334,4 @@ func (l *loader) checkDefinitions(defs []defRef) error {
 		}
 	}
 	return nil
-}
-
-// isListedFile reports whether a directory listing made while loading shows
-// the OS path p as a regular file (not a link): stat would find it and find
-// it is no directory, so checkDefinitions need not ask again.
-func (l *loader) isListedFile(p string) bool {
-	if !l.native || len(l.listings) == 0 {
-		return false
-	}
-	rel, err := filepath.Rel(l.rootDir, filepath.Dir(p))
-	if err != nil {
-		return false
-	}
-	entries, ok := l.listings[filepath.ToSlash(rel)]
-	if !ok {
-		return false
-	}
-	name := filepath.Base(p)
-	i, found := slices.BinarySearchFunc(entries, name, func(e dirEntry, name string) int { return strings.Compare(e.name, name) })
-	return found && entries[i].typ == 0
 }

@@ -1,7 +1,7 @@
-package imagedef
+// Design: the spellings of the built-in dimensions live in internal/variant's one table; these names only bind
+// the matrix code to it.
 
-// The spellings of the built-in dimensions live in internal/variant's one
-// table; these names bind the matrix code to it.
+package imagedef
 
 import "github.com/osimage/packer-plugin-osimage/internal/variant"
 

@@ -1,3 +1,6 @@
+// Design: an image's settings are checked once at load time against a small schema (located errors, warnings
+// for unknown keys); Expand decodes again only the top-level keys a when rule touches.
+
 package imagedef
 
 import (

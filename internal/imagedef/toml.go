@@ -1,3 +1,6 @@
+// Design: each file is decoded once, by toml.Unmarshal into a map; key positions (for messages, and for the
+// written order of dimensions) come from go-toml's own parser, walked only for files that need one.
+
 package imagedef
 
 import (
@@ -5,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,22 +28,15 @@ var relevantTopKeys = map[string]bool{
 	"variants":  true,
 }
 
-// srcFile is one TOML file of the tree: its bytes plus what a fast syntax
-// scan learned about it (includes, key positions, key order).
+// srcFile is one TOML file of the tree: its bytes and, once a message or
+// the order of keys needs them, the byte offsets of its keys.
 type srcFile struct {
 	rel  string // slash-separated path relative to the tree root
 	path string // path for messages (root directory joined with rel)
 	data []byte
 
-	includes    []string       // the top-level includes array
-	hasSettings bool           // has a relevant top-level key besides includes
-	noFloats    bool           // its values were built by docBuilder, which builds no floats
-	offsets     map[string]int // key path (keyPath.String) -> byte offset of the key; built on first use
-	indexOnce   sync.Once
-	// variantKeys maps an image name to the keys of its [variants] table in
-	// document order (user dimensions are expanded in that order), until
-	// the file's images are decoded.
-	variantKeys map[string]*[]string
+	offsets   map[string]int // key path (keyPath.String) -> byte offset of the key; built on first use
+	indexOnce sync.Once
 }
 
 // keyPath is a TOML key path; array indexes are segments of the form "[N]".
@@ -117,16 +112,25 @@ func position(data []byte, off int) (line, col int) {
 	return line, col
 }
 
+// offset returns the byte offset of the key at path, or -1. The first
+// call indexes the file with go-toml's parser (Expand may call it
+// concurrently).
+func (f *srcFile) offset(path keyPath) int {
+	f.indexOnce.Do(func() { indexKeys(f) })
+	if off, ok := f.offsets[path.String()]; ok {
+		return off
+	}
+	return -1
+}
+
 // locate returns the line and column of the key at path, or of its closest
 // recorded ancestor; 0, 0 when nothing is known.
 func (f *srcFile) locate(path keyPath) (line, col int) {
 	if f == nil {
 		return 0, 0
 	}
-	// Index the key positions on first use (Expand may run concurrently).
-	f.indexOnce.Do(func() { _ = (&walker{f: f}).run() })
 	for n := len(path); n > 0; n-- {
-		if off, ok := f.offsets[path[:n].String()]; ok {
+		if off := f.offset(path[:n]); off >= 0 {
 			return position(f.data, off)
 		}
 	}
@@ -149,242 +153,40 @@ func (f *srcFile) warnAt(path keyPath, format string, args ...any) Warning {
 	return Warning{File: e.File, Line: e.Line, Col: e.Col, Key: e.Key, Msg: e.Msg}
 }
 
-// scanFile checks the syntax of f.data with the streaming TOML parser and
-// records the includes, whether the file has settings to decode, and the
-// order of [variants] keys. It builds no strings for the keys of ignored
-// tables, so large files of ignored keys (such as azldev's component lists)
-// cost little. Key positions are indexed only when a message needs one.
-//
-// It also returns the values of the file's settings, built from the same
-// syntax tree (see docBuilder), or nil when the file has ignored top-level
-// keys as well or the builder gave up: parseFile then decodes the file
-// with toml.Unmarshal.
-func scanFile(f *srcFile) (map[string]any, error) {
-	f.includes, f.hasSettings, f.variantKeys = nil, false, nil
-	s := scannerPool.Get().(*scanner)
-	s.f = f
-	s.b.init()
-	p := parserPool.Get().(*unstable.Parser)
-	defer func() {
-		p.Reset(nil)
-		parserPool.Put(p)
-		s.f = nil
-		s.b.reset()
-		scannerPool.Put(s)
-	}()
+// indexKeys records the byte offset of every key path under a relevant
+// top-level key, with array-of-tables indexes ("resources.t[0].images[1]"),
+// from go-toml's syntax tree. It must not build errors (errAt calls it under
+// a sync.Once).
+func indexKeys(f *srcFile) {
+	f.offsets = map[string]int{}
+	w := &walker{f: f}
+	var p unstable.Parser
 	p.Reset(f.data)
-	relevant := true    // whether the current table is under a relevant top-level key
-	var header notePath // the current table, if it is relevant
-	sawIncludes := false
-	var keyBuf [8][]byte
-	var offBuf [8]int
+	var header keyPath         // current table, with array-of-tables indexes
+	relevant := true           // whether the current table is under a relevant top-level key
+	arrays := map[string]int{} // array-of-tables path -> elements so far
 	for p.NextExpression() {
 		e := p.Expression()
-		switch e.Kind {
-		case unstable.Table, unstable.ArrayTable:
-			keys, offs := keyParts(e, keyBuf[:0], offBuf[:0])
-			if len(keys) == 0 {
-				continue
-			}
-			if string(keys[0]) == "includes" {
-				return nil, f.errAtOffset(offs[0], ErrType, keyPath{"includes"}, "expected an array of strings, found a table")
-			}
-			relevant = relevantTopKeys[string(keys[0])]
-			header = notePath{}
-			if !relevant {
-				s.b.giveUp() // values of ignored keys are not built
-				continue
-			}
-			f.hasSettings = true
-			for _, k := range keys {
-				header.push(k)
-			}
-			if header.n == 4 {
-				s.note(&header)
-			}
-			s.b.table(keys, e.Kind == unstable.ArrayTable)
-		case unstable.KeyValue:
-			keys, offs := keyParts(e, keyBuf[:0], offBuf[:0])
-			if len(keys) == 0 {
-				continue
-			}
-			if header.n == 0 && relevant {
-				// A root-level key, before any table header.
-				if string(keys[0]) == "includes" {
-					if len(keys) > 1 {
-						return nil, f.errAtOffset(offs[0], ErrType, keyPath{"includes"}, "expected an array of strings, found a table")
-					} else if sawIncludes {
-						// Let the decoder report the duplicate key.
-						f.hasSettings = true
-					} else {
-						incs, err := includesValue(f, e.Value(), offs[0])
-						if err != nil {
-							return nil, err
-						}
-						f.includes = incs
-					}
-					sawIncludes = true
-				} else if relevantTopKeys[string(keys[0])] {
-					f.hasSettings = true
-				} else {
-					s.b.giveUp()
-					continue
-				}
-			} else if !relevant {
-				continue
-			}
-			path := header
-			for _, k := range keys {
-				s.push(&path, k)
-			}
-			s.value(path, e.Value())
-			s.b.keyValue(keys, e.Value())
-		}
-	}
-	if err := p.Error(); err != nil {
-		var perr *unstable.ParserError
-		off := len(f.data)
-		if errors.As(err, &perr) {
-			off = offsetIn(f.data, perr.Highlight)
-		}
-		line, col := position(f.data, off)
-		return nil, &ConfigError{File: f.path, Line: line, Col: col, Msg: err.Error(), Kind: ErrSyntax, Err: err}
-	}
-	return s.b.result(), nil
-}
-
-// scanner is the state of scanFile. Keys are the parser's bytes (slices of
-// the file or of unescaped copies), turned into strings only when kept.
-type scanner struct {
-	f *srcFile
-	b docBuilder
-}
-
-// scannerPool recycles the scanners' buffers across files.
-var scannerPool = sync.Pool{New: func() any { return new(scanner) }}
-
-// keyParts appends the parts of a (dotted) key of a top-level expression and
-// their byte offsets to keys and offs.
-func keyParts(n *unstable.Node, keys [][]byte, offs []int) ([][]byte, []int) {
-	for it := n.Key(); it.Next(); {
-		k := it.Node()
-		keys = append(keys, k.Data)
-		offs = append(offs, int(k.Raw.Offset))
-	}
-	return keys, offs
-}
-
-// notePath is a key path as far as note looks at it: its first four parts
-// (and its length).
-type notePath struct {
-	parts [4][]byte
-	n     int
-}
-
-func (p *notePath) push(k []byte) {
-	if p.n < len(p.parts) {
-		p.parts[p.n] = k
-	}
-	p.n++
-}
-
-// push adds k to path and notes the result.
-func (s *scanner) push(path *notePath, k []byte) {
-	path.push(k)
-	if path.n == 4 {
-		s.note(path)
-	}
-}
-
-// note records the order of the keys of images.NAME.variants, from a path
-// of four parts.
-func (s *scanner) note(path *notePath) {
-	p := &path.parts
-	if string(p[0]) != "images" || string(p[2]) != "variants" {
-		return
-	}
-	f := s.f
-	if f.variantKeys == nil {
-		f.variantKeys = map[string]*[]string{}
-	}
-	ks := f.variantKeys[string(p[1])]
-	if ks == nil {
-		ks = &[]string{}
-		f.variantKeys[string(p[1])] = ks
-	}
-	if !slices.ContainsFunc(*ks, func(k string) bool { return k == string(p[3]) }) {
-		*ks = append(*ks, internKey(p[3]))
-	}
-}
-
-// value notes the keys inside inline tables under path, down to the depth
-// note looks at.
-func (s *scanner) value(path notePath, v *unstable.Node) {
-	if v == nil || path.n >= 4 || v.Kind != unstable.InlineTable {
-		return
-	}
-	it := v.Children()
-	for it.Next() {
-		kv := it.Node()
-		if kv.Kind != unstable.KeyValue {
+		if e.Kind != unstable.Table && e.Kind != unstable.ArrayTable && e.Kind != unstable.KeyValue {
 			continue
 		}
-		p := path
-		for k := kv.Key(); k.Next(); {
-			s.push(&p, k.Node().Data)
+		keys, offs := keyParts(e)
+		if len(keys) == 0 {
+			continue
 		}
-		s.value(p, kv.Value())
-	}
-}
-
-// walker indexes the byte offset of every key path under a relevant
-// top-level key, for messages. It must not build errors (errAt indexes the
-// file, under a sync.Once).
-type walker struct {
-	f    *srcFile
-	path keyPath  // reused buffer
-	keys []string // reused by keyParts
-	offs []int
-}
-
-// parserPool recycles the parsers' node arenas across files.
-var parserPool = sync.Pool{New: func() any { return new(unstable.Parser) }}
-
-func (w *walker) run() error {
-	f := w.f
-	f.offsets = map[string]int{}
-	p := parserPool.Get().(*unstable.Parser)
-	defer func() {
-		p.Reset(nil)
-		parserPool.Put(p)
-	}()
-	p.Reset(f.data)
-	var header keyPath        // current table, with array-of-tables indexes
-	relevant := true          // whether the current table is under a relevant top-level key
-	var arrays map[string]int // array-of-tables path -> elements so far
-	for p.NextExpression() {
-		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			keys, offs := w.keyParts(e)
-			if len(keys) == 0 {
-				continue
-			}
 			relevant = relevantTopKeys[keys[0]]
 			header = header[:0]
 			if !relevant {
 				continue
 			}
-			if arrays == nil {
-				arrays = map[string]int{}
-			}
 			for i, k := range keys {
 				header = append(header, k)
-				last := i == len(keys)-1
 				hs := header.String()
 				n, isArray := arrays[hs]
 				switch {
-				case last && e.Kind == unstable.ArrayTable:
+				case i == len(keys)-1 && e.Kind == unstable.ArrayTable:
 					arrays[hs] = n + 1
 					w.note(header, offs[i])
 					header = append(header, index(n))
@@ -394,17 +196,8 @@ func (w *walker) run() error {
 				w.note(header, offs[i])
 			}
 		case unstable.KeyValue:
-			keys, offs := w.keyParts(e)
-			if len(keys) == 0 {
-				continue
-			}
-			if len(header) == 0 && relevant {
-				// A root-level key, before any table header.
-				if keys[0] != "includes" && !relevantTopKeys[keys[0]] {
-					continue
-				}
-			} else if !relevant {
-				continue
+			if !relevant || len(header) == 0 && !relevantTopKeys[keys[0]] {
+				continue // an ignored table, or an ignored root-level key
 			}
 			w.path = append(w.path[:0], header...)
 			for i, k := range keys {
@@ -414,7 +207,12 @@ func (w *walker) run() error {
 			w.value(e.Value())
 		}
 	}
-	return nil
+}
+
+// walker is the state of indexKeys below a key-value.
+type walker struct {
+	f    *srcFile
+	path keyPath // reused buffer
 }
 
 // note records the offset of a key path.
@@ -428,19 +226,12 @@ func (w *walker) note(path keyPath, off int) {
 // value records the keys inside inline tables and the elements of arrays
 // under w.path (restored on return).
 func (w *walker) value(v *unstable.Node) {
-	if v == nil {
-		return
-	}
 	base := len(w.path)
 	switch v.Kind {
 	case unstable.InlineTable:
-		it := v.Children()
-		for it.Next() {
+		for it := v.Children(); it.Next(); {
 			kv := it.Node()
-			if kv.Kind != unstable.KeyValue {
-				continue
-			}
-			keys, offs := stringKeyParts(kv)
+			keys, offs := keyParts(kv)
 			for i, k := range keys {
 				w.path = append(w.path, k)
 				w.note(w.path, offs[i])
@@ -453,7 +244,7 @@ func (w *walker) value(v *unstable.Node) {
 		for i := 0; it.Next(); i++ {
 			el := it.Node()
 			w.path = append(w.path, index(i))
-			if el.Raw.Length > 0 || el.Raw.Offset > 0 {
+			if el.Raw.Length > 0 || el.Raw.Offset > 0 { // tables and arrays have no range of their own
 				w.note(w.path, int(el.Raw.Offset))
 			}
 			w.value(el)
@@ -462,30 +253,9 @@ func (w *walker) value(v *unstable.Node) {
 	}
 }
 
-// errAtOffset builds a ConfigError at a byte offset of f (used while
-// scanning, before key positions are indexed).
-func (f *srcFile) errAtOffset(off int, kind error, path keyPath, format string, args ...any) *ConfigError {
-	e := &ConfigError{File: f.path, Key: path.String(), Msg: fmt.Sprintf(format, args...), Kind: kind}
-	e.Line, e.Col = position(f.data, off)
-	return e
-}
-
-// stringKeyParts returns the parts of a (dotted) key and their byte
-// offsets.
-func stringKeyParts(n *unstable.Node) ([]string, []int) {
-	return appendKeyParts(n, nil, nil)
-}
-
-// keyParts is stringKeyParts for top-level expressions, reusing the walker's
-// buffers (valid until the next call).
-func (w *walker) keyParts(n *unstable.Node) ([]string, []int) {
-	w.keys, w.offs = appendKeyParts(n, w.keys[:0], w.offs[:0])
-	return w.keys, w.offs
-}
-
-func appendKeyParts(n *unstable.Node, keys []string, offs []int) ([]string, []int) {
-	it := n.Key()
-	for it.Next() {
+// keyParts returns the parts of a (dotted) key and their byte offsets.
+func keyParts(n *unstable.Node) (keys []string, offs []int) {
+	for it := n.Key(); it.Next(); {
 		k := it.Node()
 		keys = append(keys, string(k.Data))
 		offs = append(offs, int(k.Raw.Offset))
@@ -493,61 +263,7 @@ func appendKeyParts(n *unstable.Node, keys []string, offs []int) ([]string, []in
 	return keys, offs
 }
 
-// includesValue reads `includes = ["glob", ...]` from the syntax tree.
-func includesValue(f *srcFile, v *unstable.Node, keyOff int) ([]string, error) {
-	if v.Kind != unstable.Array {
-		return nil, f.errAtOffset(keyOff, ErrType, keyPath{"includes"}, "expected an array of strings, found %s", nodeKind(v))
-	}
-	var out []string
-	it := v.Children()
-	for i := 0; it.Next(); i++ {
-		el := it.Node()
-		if el.Kind != unstable.String {
-			off := keyOff
-			if el.Raw.Length > 0 {
-				off = int(el.Raw.Offset)
-			}
-			return nil, f.errAtOffset(off, ErrType, keyPath{"includes", index(i)}, "expected a string, found %s", nodeKind(el))
-		}
-		out = append(out, string(el.Data))
-	}
-	return out, nil
-}
-
-func nodeKind(n *unstable.Node) string {
-	switch n.Kind {
-	case unstable.String:
-		return "a string"
-	case unstable.Integer:
-		return "an integer"
-	case unstable.Float:
-		return "a float"
-	case unstable.Bool:
-		return "a boolean"
-	case unstable.Array:
-		return "an array"
-	case unstable.InlineTable:
-		return "a table"
-	default:
-		return "a date/time"
-	}
-}
-
-// offsetIn returns the offset of sub inside data, or len(data) when sub is
-// not a slice of data.
-func offsetIn(data, sub []byte) int {
-	if sub == nil {
-		return len(data)
-	}
-	off := cap(data) - cap(sub)
-	if off < 0 || off > len(data) {
-		return len(data)
-	}
-	return off
-}
-
-// decodeFile decodes the whole file into generic values. Only files with
-// relevant settings are decoded (see scanFile).
+// decodeFile decodes the whole file into generic values.
 func decodeFile(f *srcFile) (map[string]any, error) {
 	var m map[string]any
 	if err := toml.Unmarshal(f.data, &m); err != nil {
@@ -593,7 +309,7 @@ func typeName(v any) string {
 
 // checkFinite rejects NaN and infinite floats, which JSON cannot carry.
 func checkFinite(f *srcFile, path keyPath, v any) error {
-	if f.noFloats || allFinite(v) {
+	if allFinite(v) {
 		return nil // the common cases, without building paths
 	}
 	switch x := v.(type) {

@@ -1,3 +1,5 @@
+// Design: buildTree turns the decoded files into typed values in load order, with located errors; it does no I/O.
+
 package imagedef
 
 import (
@@ -70,16 +72,10 @@ type TargetImage struct {
 	HyperVGeneration string // canonical generation, "" for any
 }
 
-// loadedFile is one scanned file and, when it has relevant settings, its
-// decoded values and images (decoded per file, in parallel; errors are
-// reported in load order by buildTree).
+// loadedFile is one file read and decoded, in load order.
 type loadedFile struct {
-	src       *srcFile
-	values    map[string]any
-	images    []*Image // sorted by name
-	imagesErr error
-	warnings  []Warning // from decoding the images
-	defs      []defRef
+	src    *srcFile
+	values map[string]any
 }
 
 // ignoredResources are azldev's fixed [resources] keys.
@@ -92,18 +88,11 @@ func buildTree(root string, files []loadedFile) (*Tree, []Warning, []defRef, err
 	var defs []defRef
 	d := settingsDecoder{warnings: &warnings, defs: &defs}
 	t := &Tree{Root: root, Distros: map[string]*Distro{}, Files: make([]string, 0, len(files))}
-	n := 0
-	for _, lf := range files {
-		n += len(lf.images)
-	}
-	images := make(map[string]*Image, n)
+	images := map[string]*Image{}
 	targets := map[string]*PublishTarget{}
 	for _, lf := range files {
 		f := lf.src
 		t.Files = append(t.Files, f.path)
-		if lf.values == nil {
-			continue
-		}
 		r := reader{f}
 		for _, top := range sortedKeys(lf.values) {
 			v := lf.values[top]
@@ -111,9 +100,7 @@ func buildTree(root string, files []loadedFile) (*Tree, []Warning, []defRef, err
 			var err error
 			switch top {
 			case "images":
-				warnings = append(warnings, lf.warnings...)
-				defs = append(defs, lf.defs...)
-				err = addImages(lf, images)
+				err = addImages(d, f, v, images)
 			case "distros":
 				err = t.addDistros(f, v)
 			case "resources":
@@ -141,31 +128,24 @@ func buildTree(root string, files []loadedFile) (*Tree, []Warning, []defRef, err
 	return t, warnings, defs, nil
 }
 
-// decodeImages decodes the [images] table of one file.
-func decodeImages(d settingsDecoder, f *srcFile, v any) ([]*Image, error) {
+// addImages decodes the [images] table of one file, rejecting names used
+// before.
+func addImages(d settingsDecoder, f *srcFile, v any, images map[string]*Image) error {
 	tbl, err := reader{f}.table(keyPath{"images"}, v)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]*Image, 0, len(tbl))
+	decoded := make([]*Image, 0, len(tbl))
 	for _, name := range sortedKeys(tbl) {
 		img, err := decodeImage(d, f, name, tbl[name])
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, img)
+		decoded = append(decoded, img)
 	}
-	return out, nil
-}
-
-// addImages adds a file's images, rejecting names used before.
-func addImages(lf loadedFile, images map[string]*Image) error {
-	if lf.imagesErr != nil {
-		return lf.imagesErr
-	}
-	for _, img := range lf.images {
+	for _, img := range decoded {
 		if prev, ok := images[img.Name]; ok {
-			return lf.src.errAt(ErrDuplicateImage, keyPath{"images", img.Name},
+			return f.errAt(ErrDuplicateImage, keyPath{"images", img.Name},
 				"image %q is already declared in %s; image names must be unique across files", img.Name, prev.File)
 		}
 		images[img.Name] = img

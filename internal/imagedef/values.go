@@ -1,3 +1,6 @@
+// Design: typed reads of decoded TOML with located errors, and the merge rules of when overrides, as small pure
+// functions over map[string]any.
+
 package imagedef
 
 import (

@@ -1,3 +1,5 @@
+// Design: the variant is internal/variant's type; MatrixJSON is encoding/json of the list, nothing of its own.
+
 package imagedef
 
 import (

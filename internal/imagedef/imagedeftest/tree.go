@@ -1,3 +1,5 @@
+// Design: benchmark trees are generated, not stored, so their size is a parameter.
+
 // Package imagedeftest writes generated image definition trees for
 // benchmarks.
 package imagedeftest
