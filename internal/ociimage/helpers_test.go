@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
 // writeFile writes n pseudo-random bytes (seeded by name) and returns the
@@ -74,4 +76,24 @@ func cmdlineFile(t testing.TB, dir, name, content string) artifact.File {
 		t.Fatal(err)
 	}
 	return artifact.File{Path: p, Role: artifact.RoleCmdline}
+}
+
+// ociTool finds a program `make tools` builds into .tools/bin (or on PATH);
+// it fails under OSIMAGE_REQUIRE_TOOLS=1 and skips otherwise.
+func ociTool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := filepath.Abs(filepath.Join("..", "..", ".tools", "bin", name)); err == nil {
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	msg := name + " not found: run make tools (it builds " + name + " from tools/oci)"
+	if os.Getenv(testutil.RequireEnv) == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }

@@ -246,6 +246,7 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	if req.Body != nil && (req.Method == http.MethodPatch || req.Method == http.MethodPut) && strings.Contains(req.URL.Path, "/blobs/uploads/") {
 		cr := &countingReader{rc: req.Body, n: &c.bytes}
+		req = req.Clone(req.Context())
 		req.Body = cr
 		resp, err := c.base.RoundTrip(req)
 		if cr.read.Load() > 0 {
