@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 // Media types of ironcore-image (ironcore-dev/ironcore-image image.go).
@@ -83,16 +84,24 @@ var (
 )
 
 // OCIArch returns the OCI spelling (amd64, arm64) of an architecture given
-// in any spelling the project accepts.
+// in any spelling the project accepts (internal/variant's one table).
 func OCIArch(arch string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(arch)) {
-	case "amd64", "x86_64", "x64":
-		return "amd64", nil
-	case "arm64", "aarch64":
-		return "arm64", nil
+	canonical, err := variant.NormalizeArch(arch)
+	if err != nil {
+		return "", unknownArchError{err}
 	}
-	return "", fmt.Errorf("architecture %q: %w (want amd64/x86_64 or arm64/aarch64)", arch, ErrUnknownArch)
+	if o := variant.OCIArch(canonical); o != "" {
+		return o, nil
+	}
+	return "", unknownArchError{fmt.Errorf("architecture %q has no OCI name", arch)}
 }
+
+// unknownArchError keeps variant's message and is ErrUnknownArch.
+type unknownArchError struct{ err error }
+
+func (e unknownArchError) Error() string        { return e.err.Error() }
+func (e unknownArchError) Unwrap() error        { return e.err }
+func (e unknownArchError) Is(target error) bool { return target == ErrUnknownArch }
 
 // Entry is one build's contribution: the files of one architecture and boot
 // mode. Files carry roles as in internal/artifact; a file's SHA256 and Size,

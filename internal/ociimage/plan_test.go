@@ -280,7 +280,7 @@ func TestNewPlanRejectsBadEntries(t *testing.T) {
 		want string
 	}{
 		"no entries":   {nil, testOptions(), "no entries"},
-		"unknown arch": {[]Entry{{Arch: "mips", BootMode: Virtualization, Files: []artifact.File{disk}, Key: "k1"}}, testOptions(), `k1: architecture "mips"`},
+		"unknown arch": {[]Entry{{Arch: "mips", BootMode: Virtualization, Files: []artifact.File{disk}, Key: "k1"}}, testOptions(), `k1: unknown architecture "mips"; want x86_64`},
 		"duplicate": {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk}, Key: "a"}, {Arch: "x86_64", BootMode: Virtualization, Files: []artifact.File{disk}, Key: "b"}},
 			testOptions(), "a and b are both amd64/virtualization"},
 		"missing file":      {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{{Path: filepath.Join(dir, "nope"), Role: "disk"}}}}, testOptions(), "no such file"},
