@@ -149,9 +149,12 @@ func (t *layoutTarget) writeBlob(h v1.Hash, write func(io.Writer) error) error {
 	return os.Rename(tmp.Name(), filepath.Join(dir, h.Hex))
 }
 
-// readTop reads index.json.
+// readTop reads index.json; a layout not created yet holds nothing.
 func (t *layoutTarget) readTop() (*v1.IndexManifest, error) {
 	b, err := os.ReadFile(filepath.Join(t.dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return &v1.IndexManifest{SchemaVersion: 2}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("OCI layout %s: %w", t.dir, err)
 	}

@@ -111,6 +111,23 @@ func (p *Plan) Close() {
 	}
 }
 
+// blobBytes returns the number and total size of the plan's distinct
+// blobs (layers and configs).
+func (p *Plan) blobBytes() (int, int64) {
+	seen := map[v1.Hash]int64{}
+	for _, m := range p.Manifests {
+		for _, l := range m.Layers {
+			seen[l.Digest] = l.Size
+		}
+		seen[digestOf(m.Config)] = int64(len(m.Config))
+	}
+	var n int64
+	for _, s := range seen {
+		n += s
+	}
+	return len(seen), n
+}
+
 // TagData is what tag templates see.
 type TagData struct {
 	Version, Platform, Arch, Image, ImageName, Key string

@@ -45,7 +45,9 @@ type Destination struct {
 	// MaxAttempts of the read-merge-write-read-back loop; default 8.
 	MaxAttempts int
 	// Settle is how long to wait after writing an index before reading it
-	// back; default 500ms for registries, 0 for layouts.
+	// back, so that a runner on another machine writing at the same moment
+	// is seen; default 200ms for registries, none for layouts (whose
+	// writers share a machine and its lock). Negative: no wait.
 	Settle time.Duration
 
 	// Progress, if set, gets bytes done of total while blobs go out.
@@ -112,6 +114,9 @@ func Publish(ctx context.Context, p *Plan, d Destination) (*Result, error) {
 		return nil, fmt.Errorf("destination: both a repository (%s) and a layout directory (%s); want one", d.Repository, d.Layout)
 	case d.Repository != "":
 		t, err = newRegistryTarget(ctx, d)
+		if d.Settle == 0 {
+			d.Settle = 200 * time.Millisecond
+		}
 	case d.Layout != "":
 		t, err = newLayoutTarget(d)
 	default:
@@ -125,6 +130,12 @@ func Publish(ctx context.Context, p *Plan, d Destination) (*Result, error) {
 
 func publish(ctx context.Context, p *Plan, t target, d Destination) (*Result, error) {
 	res := &Result{Destination: t.describe()}
+	// Before anything is written: every index tag must hold nothing, an
+	// index this build may merge into, or (with force) anything. This also
+	// finds a refused login or an unreachable registry before any upload.
+	if err := preflight(ctx, p, t); err != nil {
+		return nil, err
+	}
 	// Blobs and manifests are content-addressed: parallel builds may send
 	// them side by side. Tags and indexes are merged one build at a time.
 	if err := t.writeManifests(ctx, p); err != nil {
@@ -157,6 +168,23 @@ func publish(ctx context.Context, p *Plan, t target, d Destination) (*Result, er
 	}
 	res.BlobsSent, res.BytesSent, res.Credentials = t.stats()
 	return res, nil
+}
+
+func preflight(ctx context.Context, p *Plan, t target) error {
+	for _, it := range p.Indexes {
+		cur, err := t.get(ctx, it.Tag)
+		if err != nil {
+			return err
+		}
+		var add []v1.Descriptor
+		for _, mi := range it.Manifests {
+			add = append(add, descriptorFor(p.Manifests[mi], it))
+		}
+		if _, _, err := Merge(t.ref(":"+it.Tag), cur, add, it.Annotations, p.Force); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func mergeIndex(ctx context.Context, t target, it IndexTag, add []v1.Descriptor, force bool, d Destination) (IndexResult, error) {

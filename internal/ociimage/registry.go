@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -149,23 +151,35 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 		}
 		todo[t.repo.Tag(at.Tag)] = img
 	}
-	opts := t.opts
+	// Progress comes from the transport (file offsets of uploads under way),
+	// not remote.WithProgress: its counting reader would hide the file from
+	// net/http, which then copies through user space instead of sendfile.
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	if t.d.Progress != nil {
-		ch := make(chan v1.Update, 64)
-		opts = append(append([]remote.Option(nil), opts...), remote.WithProgress(ch))
+		_, total := p.blobBytes()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for u := range ch {
-				if u.Error == nil {
-					t.d.Progress(u.Complete, u.Total)
+			tick := time.NewTicker(250 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					t.d.Progress(min(t.counter.progress(), total), total)
 				}
 			}
 		}()
 	}
-	err := remote.MultiWrite(todo, opts...)
+	err := remote.MultiWrite(todo, t.opts...)
+	close(stop)
 	wg.Wait()
+	if err == nil && t.d.Progress != nil {
+		_, total := p.blobBytes()
+		t.d.Progress(total, total)
+	}
 	return t.classify("push to", err)
 }
 
@@ -230,31 +244,85 @@ func (c configLayer) Compressed() (io.ReadCloser, error) {
 	return io.NopCloser(strings.NewReader(string(c.b))), nil
 }
 
-// countingTransport refuses plain HTTP unless allowed, and counts the
-// bytes of blob uploads.
+// countingTransport refuses plain HTTP unless allowed, counts blob uploads
+// and their bytes, and tracks the progress of uploads under way. A file
+// body goes to net/http untouched (so it is sent with sendfile); its
+// progress is its file offset.
 type countingTransport struct {
 	base      http.RoundTripper
 	allowHTTP bool
 	host      string
 	blobs     atomic.Int64
 	bytes     atomic.Int64
+	done      atomic.Int64 // bytes of finished uploads and of blobs the registry had
+
+	mu       sync.Mutex
+	inflight map[*os.File]int64 // upload body -> its offset when the request started
 }
 
 func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !c.allowHTTP {
 		return nil, fmt.Errorf("refusing plain HTTP to %s (only loopback registries, or insecure = true): %w", req.URL.Host, ErrUnreachable)
 	}
-	if req.Body != nil && (req.Method == http.MethodPatch || req.Method == http.MethodPut) && strings.Contains(req.URL.Path, "/blobs/uploads/") {
-		cr := &countingReader{rc: req.Body, n: &c.bytes}
-		req = req.Clone(req.Context())
-		req.Body = cr
+	upload := req.Body != nil && (req.Method == http.MethodPatch || req.Method == http.MethodPut) && strings.Contains(req.URL.Path, "/blobs/uploads/")
+	if !upload {
 		resp, err := c.base.RoundTrip(req)
-		if cr.read.Load() > 0 {
-			c.blobs.Add(1)
+		if err == nil && req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/blobs/") && resp.ContentLength > 0 {
+			c.done.Add(resp.ContentLength)
 		}
 		return resp, err
 	}
-	return c.base.RoundTrip(req)
+	if f, ok := req.Body.(*os.File); ok {
+		start, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			start = 0
+		}
+		c.mu.Lock()
+		if c.inflight == nil {
+			c.inflight = map[*os.File]int64{}
+		}
+		c.inflight[f] = start
+		c.mu.Unlock()
+		resp, err := c.base.RoundTrip(req)
+		c.mu.Lock()
+		delete(c.inflight, f)
+		c.mu.Unlock()
+		c.blobs.Add(1)
+		if err == nil && req.ContentLength > 0 {
+			// A response means the whole body went out (net/http sends it
+			// before it reads the response).
+			c.bytes.Add(req.ContentLength)
+			if resp.StatusCode < 300 {
+				c.done.Add(req.ContentLength)
+			}
+		}
+		return resp, err
+	}
+	cr := &countingReader{rc: req.Body, n: &c.bytes}
+	req = req.Clone(req.Context())
+	req.Body = cr
+	resp, err := c.base.RoundTrip(req)
+	if cr.read.Load() > 0 {
+		c.blobs.Add(1)
+		if err == nil && resp.StatusCode < 300 {
+			c.done.Add(cr.read.Load())
+		}
+	}
+	return resp, err
+}
+
+// progress is the bytes done: finished and existing blobs plus what the
+// uploads under way have read of their files.
+func (c *countingTransport) progress() int64 {
+	n := c.done.Load()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for f, start := range c.inflight {
+		if off, err := f.Seek(0, io.SeekCurrent); err == nil && off > start {
+			n += off - start
+		}
+	}
+	return n
 }
 
 type countingReader struct {

@@ -144,13 +144,14 @@ func TestPublishedIndexesAreReadByIroncoreImageCraneAndSkopeo(t *testing.T) {
 	o.CombinedTag = "{{ .Version }}"
 	p := mustPlan(t, fx.entries, o)
 	repo := reg.Host + "/os/debian"
-	var progressed atomic.Int64
+	var progressed, progressTotal atomic.Int64
 	d := Destination{Repository: repo, LockDir: t.TempDir(), Backoff: &fastBackoff, Settle: time.Millisecond,
 		Progress: func(done, total int64) {
-			if done > total {
-				t.Errorf("progress %d of %d", done, total)
+			if done > total || done < progressed.Load() {
+				t.Errorf("progress %d of %d after %d", done, total, progressed.Load())
 			}
 			progressed.Store(done)
+			progressTotal.Store(total)
 		}}
 	res := mustPublish(t, p, d)
 
@@ -158,8 +159,8 @@ func TestPublishedIndexesAreReadByIroncoreImageCraneAndSkopeo(t *testing.T) {
 	if res.BlobsSent != n || res.BytesSent != size {
 		t.Fatalf("sent %d blobs, %d bytes; want each of the %d distinct blobs (%d bytes) once", res.BlobsSent, res.BytesSent, n, size)
 	}
-	if progressed.Load() == 0 {
-		t.Error("no progress reported")
+	if progressed.Load() != size || progressTotal.Load() != size {
+		t.Errorf("progress ended at %d of %d, want %d of %d", progressed.Load(), progressTotal.Load(), size, size)
 	}
 	if !strings.Contains(res.Credentials, "no credentials") {
 		t.Errorf("credentials %q", res.Credentials)
@@ -450,6 +451,11 @@ func TestATagHoldingAnImageIsReplacedOnlyWithForce(t *testing.T) {
 	got, _ := remote.Get(tag)
 	if got.Digest != p.Manifests[0].Digest {
 		t.Fatal("the refused publish changed the tag")
+	}
+	// It was refused before anything was written: no per-arch tag.
+	archTag, _ := name.NewTag(repo + ":13.1-virtualization-amd64")
+	if _, err := remote.Head(archTag); err == nil {
+		t.Fatal("the refused publish pushed the per-arch tag")
 	}
 	p.Force = true
 	res := mustPublish(t, p, d)
