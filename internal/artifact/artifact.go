@@ -127,11 +127,28 @@ func (a *Artifact) Id() string {
 	return ""
 }
 
-// String implements packersdk.Artifact.
+// String implements packersdk.Artifact: the variant, where it is
+// published, and the files by role.
 func (a *Artifact) String() string {
 	var b strings.Builder
-	if a.Variant.Key != "" {
-		fmt.Fprintf(&b, "Variant %s", a.Variant.Key)
+	v := &a.Variant
+	if v.Key != "" {
+		fmt.Fprintf(&b, "Variant %s", v.Key)
+		var parts []string
+		for _, s := range []string{v.Arch, v.Platform, v.HyperVGeneration, v.Firmware, v.ReleaseVer} {
+			if s != "" {
+				parts = append(parts, s)
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+		}
+		for _, t := range v.Targets {
+			fmt.Fprintf(&b, "\n  target   %s: %s %s, image %s", t.Name, t.InterfaceType, t.ResourceURN, t.ImageName)
+		}
+		if d := v.Delivery.String(); d != "{}" {
+			fmt.Fprintf(&b, "\n  delivery %s", d)
+		}
 	} else {
 		b.WriteString("Files")
 	}
