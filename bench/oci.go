@@ -224,7 +224,8 @@ func benchOCI(cfg config) (string, error) {
 	}
 	fmt.Fprintf(&b, "\nTargets: at least 1.5x faster than oras uncompressed: %.2fx, %s. Peak memory under 128 MiB: %s, %s.\n",
 		float64(o)/float64(none.median()), check(float64(o)/float64(none.median()) >= 1.5), fmtMiB(max(none.peakRSS(), res[2].peakRSS())), check(max(none.peakRSS(), res[2].peakRSS()) < 128<<20))
-	b.WriteString("\nBytes sent are counted on the wire by a TCP proxy in front of the registry (request bodies and headers). Both skip blobs the registry has (HEAD), so each rootfs goes once. The difference in time: oras hashes every file before it pushes (each rootfs twice, once per manifest), ours takes the sha256 the disk builder recorded and reads each blob once, uploading 4 at a time. zstd compresses the random data in parallel on every core (it cannot shrink it); on 2 shared cores it costs more than it saves.\n")
+	fmt.Fprintf(&b, "\nLoad average when the runs ended: %s (other jobs on the machine compete for its %d CPUs with the registry and the clients).\n", loadAvg(), numCPU())
+	b.WriteString("\nBytes sent are counted on the wire by a TCP proxy in front of the registry (request bodies and headers). Both skip blobs the registry has (HEAD), so each rootfs goes once. The difference in time: oras hashes every file before it pushes (each rootfs twice, once per manifest), ours takes the sha256 the disk builder recorded and reads each blob once (sent with sendfile), uploading 4 at a time; both wait mostly on the registry, which hashes and stores every byte it receives, so the machine's other load weighs on both. zstd compresses the random data in parallel on every core (it cannot shrink it); on 2 shared cores it costs more than it saves.\n")
 	return b.String(), nil
 }
 
@@ -239,6 +240,18 @@ func (c countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func medianInt(v []int64) int64 {
