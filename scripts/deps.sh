@@ -3,7 +3,7 @@
 # Needs root (or sudo); prints what to install otherwise.
 set -euo pipefail
 pkgs=(qemu-utils qemu-system-x86 gdisk fdisk e2fsprogs mtools dosfstools xfsprogs btrfs-progs
-      kiwi kiwi-systemdeps-disk-images hyperfine nodejs npm)
+      kiwi kiwi-systemdeps-disk-images hyperfine nodejs npm skopeo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

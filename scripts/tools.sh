@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned tools into .tools/bin: packer (reused from PATH when it is
-# >= 1.10), packer-sdc, and the distribution registry; installs Azurite with
-# npm into .tools/azurite. Every step is skipped when its output is current,
+# >= 1.10), packer-sdc, the distribution registry, and the OCI clients of
+# tools/oci (ironcore-image, ironcore-resolve, crane, oras); installs Azurite
+# with npm into .tools/azurite. Every step is skipped when its output is current,
 # so a second run takes seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,6 +53,18 @@ if [ "$want" = all ] || [ "$want" = registry ]; then
     say "installing the distribution v3.1.2 registry"
     GOBIN=$bin go install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
   fi
+fi
+
+if [ "$want" = all ] || [ "$want" = oci ]; then
+  # Their own module, so their dependencies never move Packer's.
+  for p in github.com/ironcore-dev/ironcore-image/cmd/ironcore-image ./ironcore-resolve \
+           github.com/google/go-containerregistry/cmd/crane oras.land/oras/cmd/oras; do
+    out=$bin/$(basename "$p")
+    if ! fresh "$out" "$root/tools/oci/go.sum" "$root/tools/oci/ironcore-resolve/main.go"; then
+      say "building $(basename "$p") from tools/oci/go.mod"
+      (cd "$root/tools/oci" && go build -o "$out" "$p")
+    fi
+  done
 fi
 
 if [ "$want" = all ] || [ "$want" = azurite ]; then

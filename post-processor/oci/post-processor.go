@@ -1,0 +1,178 @@
+// Package oci is the Packer glue of the osimage-oci post-processor: it reads
+// the artifact's files by role and its variant, finds the destination, and
+// hands everything to internal/ociimage, which plans and publishes.
+package oci
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
+
+	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/ociimage"
+	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
+)
+
+// BuilderID identifies artifacts of this post-processor.
+const BuilderID = "osimage.post-processor.oci"
+
+// PostProcessor publishes OS images as OCI indexes.
+type PostProcessor struct {
+	config Config
+}
+
+func (p *PostProcessor) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
+
+func (p *PostProcessor) Configure(raws ...interface{}) error { return p.config.Prepare(raws...) }
+
+func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in packersdk.Artifact) (packersdk.Artifact, bool, bool, error) {
+	a, err := artifact.From(in)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
+	}
+	job, err := p.config.job(a)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
+	}
+	created, err := ociimage.Created(os.Getenv, time.Now())
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
+	}
+	job.options.Created = created
+
+	ui.Sayf("Planning %s/%s manifest of %s (%s)", job.entry.Arch, job.entry.BootMode, job.entry.Key, job.dest.Repository+job.dest.Layout)
+	plan, err := ociimage.NewPlan([]ociimage.Entry{job.entry}, job.options)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
+	}
+	defer plan.Close()
+
+	progress := packerutil.NewProgress(ui, "push "+job.dest.Repository+job.dest.Layout)
+	job.dest.Progress = progress.Update
+	job.dest.Logf = func(f string, args ...any) { ui.Sayf(f, args...) }
+	res, err := ociimage.Publish(ctx, plan, job.dest)
+	progress.Close()
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
+	}
+	for _, m := range res.Manifests {
+		ui.Sayf("Manifest %s/%s: %s", m.Arch, m.BootMode, m.Ref)
+	}
+	for _, t := range res.ArchTags {
+		ui.Sayf("Tagged %s", t)
+	}
+	for _, ir := range res.Indexes {
+		state := "unchanged"
+		if ir.Changed {
+			state = "updated"
+		}
+		ui.Sayf("Index %s@%s (%d entries, %s)", ir.Ref, ir.Digest, ir.Entries, state)
+	}
+	ui.Sayf("Sent %d blobs, %d bytes (blobs the destination had were not sent)", res.BlobsSent, res.BytesSent)
+
+	out := a.Clone()
+	out.Builder = BuilderID
+	if len(res.Manifests) > 0 {
+		out.ID = res.Manifests[0].Ref
+	}
+	if out.Extra == nil {
+		out.Extra = map[string]string{}
+	}
+	for k, v := range resultState(res) {
+		out.Extra[k] = v
+	}
+	return &Artifact{Artifact: out, result: res, source: a.Id()}, true, false, nil
+}
+
+// resultState is the artifact's state: index digests per tag, the manifest
+// digest per entry, the pushed references.
+func resultState(res *ociimage.Result) map[string]string {
+	st := map[string]string{"oci_destination": res.Destination}
+	var refs, manifests []string
+	for _, m := range res.Manifests {
+		st["oci_manifest_digest"] = m.Digest
+		manifests = append(manifests, m.Arch+"/"+m.BootMode+"="+m.Digest)
+		refs = append(refs, m.Ref)
+	}
+	st["oci_manifests"] = strings.Join(manifests, ",")
+	var idx []string
+	for _, ir := range res.Indexes {
+		st["oci_index_digest."+ir.Tag] = ir.Digest
+		idx = append(idx, ir.Tag+"="+ir.Digest)
+		refs = append(refs, ir.Ref+"@"+ir.Digest)
+	}
+	st["oci_indexes"] = strings.Join(idx, ",")
+	refs = append(refs, res.ArchTags...)
+	sort.Strings(refs)
+	st["oci_refs"] = strings.Join(refs, ",")
+	return st
+}
+
+// Artifact is the shared model plus what was published, and HCP Packer
+// metadata (which needs the SDK).
+type Artifact struct {
+	*artifact.Artifact
+	result *ociimage.Result
+	source string
+}
+
+var _ packersdk.Artifact = (*Artifact)(nil)
+
+// String lists what was published.
+func (a *Artifact) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "OCI %s", a.result.Destination)
+	for _, m := range a.result.Manifests {
+		fmt.Fprintf(&b, "\n  manifest %s/%s %s", m.Arch, m.BootMode, m.Digest)
+	}
+	for _, ir := range a.result.Indexes {
+		fmt.Fprintf(&b, "\n  index    %s %s (%d entries)", ir.Tag, ir.Digest, ir.Entries)
+	}
+	for _, t := range a.result.ArchTags {
+		fmt.Fprintf(&b, "\n  tag      %s", t)
+	}
+	return b.String()
+}
+
+// State adds registryimage.ArtifactStateURI to the model's keys.
+func (a *Artifact) State(name string) interface{} {
+	if name == registryimage.ArtifactStateURI {
+		img, err := a.registryImage()
+		if err != nil {
+			log.Printf("[DEBUG] osimage-oci: HCP Packer metadata: %v", err)
+			return nil
+		}
+		return img
+	}
+	return a.Artifact.State(name)
+}
+
+// registryImage describes the push for HCP Packer: the manifest reference
+// as the image id, the repository as the region, tags and digests as labels.
+func (a *Artifact) registryImage() (*registryimage.Image, error) {
+	labels := map[string]interface{}{}
+	for k, v := range resultState(a.result) {
+		labels[k] = v
+	}
+	v := a.Variant
+	for k, s := range map[string]string{"key": v.Key, "arch": v.Arch, "platform": v.Platform, "image_name": v.ImageName} {
+		if s != "" {
+			labels[k] = s
+		}
+	}
+	return registryimage.FromArtifact(a,
+		registryimage.WithProvider("oci"),
+		registryimage.WithID(a.Id()),
+		registryimage.WithRegion(a.result.Destination),
+		registryimage.WithSourceID(a.source),
+		registryimage.SetLabels(labels),
+	)
+}
