@@ -8,6 +8,7 @@ import (
 
 	"github.com/osimage/packer-plugin-osimage/builder/disk"
 	"github.com/osimage/packer-plugin-osimage/datasource/matrix"
+	gallerypp "github.com/osimage/packer-plugin-osimage/post-processor/gallery"
 	vhdpp "github.com/osimage/packer-plugin-osimage/post-processor/vhd"
 	"github.com/osimage/packer-plugin-osimage/version"
 )
@@ -17,6 +18,7 @@ func main() {
 	pps.RegisterBuilder("disk", new(disk.Builder))
 	pps.RegisterDatasource("matrix", new(matrix.Datasource))
 	pps.RegisterPostProcessor("vhd", new(vhdpp.PostProcessor))
+	pps.RegisterPostProcessor("gallery", new(gallerypp.PostProcessor))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())

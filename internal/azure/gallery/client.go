@@ -15,6 +15,8 @@ import (
 // Client is all this package asks of Azure Resource Manager. Get methods
 // return nil, nil when the resource does not exist.
 type Client interface {
+	// GalleryLocation returns the gallery's region.
+	GalleryLocation(ctx context.Context, g Gallery) (string, error)
 	GetDefinition(ctx context.Context, g Gallery, name string) (*armcompute.GalleryImage, error)
 	CreateDefinition(ctx context.Context, g Gallery, name string, def armcompute.GalleryImage, poll time.Duration) error
 	GetVersion(ctx context.Context, g Gallery, def, version string) (*armcompute.GalleryImageVersion, error)
@@ -34,6 +36,7 @@ type Poller interface {
 
 // ARM implements Client with armcompute's clients.
 type ARM struct {
+	galleries *armcompute.GalleriesClient
 	images   *armcompute.GalleryImagesClient
 	versions *armcompute.GalleryImageVersionsClient
 }
@@ -44,12 +47,23 @@ func NewARM(subscriptionID string, cred azcore.TokenCredential, opts *arm.Client
 	if err != nil {
 		return nil, err
 	}
-	return &ARM{images: f.NewGalleryImagesClient(), versions: f.NewGalleryImageVersionsClient()}, nil
+	return &ARM{galleries: f.NewGalleriesClient(), images: f.NewGalleryImagesClient(), versions: f.NewGalleryImageVersionsClient()}, nil
 }
 
 func notFound(err error) bool {
 	var re *azcore.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
+
+func (a *ARM) GalleryLocation(ctx context.Context, g Gallery) (string, error) {
+	r, err := a.galleries.Get(ctx, g.ResourceGroup, g.Name, nil)
+	if err != nil {
+		return "", err
+	}
+	if r.Location == nil || *r.Location == "" {
+		return "", errors.New("the gallery has no location")
+	}
+	return *r.Location, nil
 }
 
 func (a *ARM) GetDefinition(ctx context.Context, g Gallery, name string) (*armcompute.GalleryImage, error) {

@@ -355,3 +355,15 @@ func TestExistingVersionsFindsTheVersionOfTheSameBlob(t *testing.T) {
 		t.Fatalf("next version %q %v", v, err)
 	}
 }
+
+func TestGalleryLocationIsReadFromTheGallery(t *testing.T) {
+	s := armfake.New()
+	s.Location = "northeurope"
+	if loc, err := client(t, s).GalleryLocation(context.Background(), testGallery); err != nil || loc != "northeurope" {
+		t.Fatalf("%q %v", loc, err)
+	}
+	s.Location = ""
+	if _, err := client(t, s).GalleryLocation(context.Background(), testGallery); err == nil {
+		t.Fatal("a missing gallery has a location")
+	}
+}

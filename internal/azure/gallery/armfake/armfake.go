@@ -22,6 +22,8 @@ type Store struct {
 	mu          sync.Mutex
 	Definitions map[string]armcompute.GalleryImage        // by definition name
 	Versions    map[string]armcompute.GalleryImageVersion // by "definition/version"
+	// Location is the gallery's region (empty: the gallery does not exist).
+	Location string
 	// PendingPolls is how many times a version creation answers "in
 	// progress" before it succeeds.
 	PendingPolls int
@@ -34,8 +36,18 @@ type Store struct {
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{Definitions: map[string]armcompute.GalleryImage{}, Versions: map[string]armcompute.GalleryImageVersion{}}
+	s := &Store{Location: "westeurope", Definitions: map[string]armcompute.GalleryImage{}, Versions: map[string]armcompute.GalleryImageVersion{}}
 	s.transport = fake.NewServerFactoryTransport(&fake.ServerFactory{
+		GalleriesServer: fake.GalleriesServer{
+			Get: func(ctx context.Context, rg, gallery string, _ *armcompute.GalleriesClientGetOptions) (resp azfake.Responder[armcompute.GalleriesClientGetResponse], errResp azfake.ErrorResponder) {
+				if s.Location == "" {
+					errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+					return
+				}
+				resp.SetResponse(http.StatusOK, armcompute.GalleriesClientGetResponse{Gallery: armcompute.Gallery{Name: ptr(gallery), Location: ptr(s.Location)}}, nil)
+				return
+			},
+		},
 		GalleryImagesServer:        s.imagesServer(),
 		GalleryImageVersionsServer: s.versionsServer(),
 	})
