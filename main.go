@@ -8,6 +8,7 @@ import (
 
 	"github.com/osimage/packer-plugin-osimage/builder/disk"
 	"github.com/osimage/packer-plugin-osimage/datasource/matrix"
+	gallerypp "github.com/osimage/packer-plugin-osimage/post-processor/gallery"
 	ocipp "github.com/osimage/packer-plugin-osimage/post-processor/oci"
 	vhdpp "github.com/osimage/packer-plugin-osimage/post-processor/vhd"
 	"github.com/osimage/packer-plugin-osimage/version"
@@ -18,6 +19,7 @@ func main() {
 	pps.RegisterBuilder("disk", new(disk.Builder))
 	pps.RegisterDatasource("matrix", new(matrix.Datasource))
 	pps.RegisterPostProcessor("vhd", new(vhdpp.PostProcessor))
+	pps.RegisterPostProcessor("gallery", new(gallerypp.PostProcessor))
 	pps.RegisterPostProcessor("oci", new(ocipp.PostProcessor))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {

@@ -1,0 +1,212 @@
+// Package armfake is an in-memory Compute Gallery for tests, built on the
+// SDK's own armcompute/v8/fake servers (the one stand-in the project
+// allows): in process through a fake transport, or on the wire behind a
+// loopback TLS server for the real packer binary.
+package armfake
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8/fake"
+)
+
+// Store holds definitions and versions by name.
+type Store struct {
+	mu          sync.Mutex
+	Definitions map[string]armcompute.GalleryImage        // by definition name
+	Versions    map[string]armcompute.GalleryImageVersion // by "definition/version"
+	// Location is the gallery's region (empty: the gallery does not exist).
+	Location string
+	// PendingPolls is how many times a version creation answers "in
+	// progress" before it succeeds.
+	PendingPolls int
+	// FailVersion, if set, makes version creation end in this error code.
+	FailVersion string
+	// Counters of mutating calls reaching the service.
+	DefinitionCreates, VersionCreates, VersionDeletes atomic.Int64
+	transport                                         policy.Transporter
+}
+
+// New returns an empty store.
+func New() *Store {
+	s := &Store{Location: "westeurope", Definitions: map[string]armcompute.GalleryImage{}, Versions: map[string]armcompute.GalleryImageVersion{}}
+	s.transport = fake.NewServerFactoryTransport(&fake.ServerFactory{
+		GalleriesServer: fake.GalleriesServer{
+			Get: func(ctx context.Context, rg, gallery string, _ *armcompute.GalleriesClientGetOptions) (resp azfake.Responder[armcompute.GalleriesClientGetResponse], errResp azfake.ErrorResponder) {
+				if s.Location == "" {
+					errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+					return
+				}
+				resp.SetResponse(http.StatusOK, armcompute.GalleriesClientGetResponse{Gallery: armcompute.Gallery{Name: ptr(gallery), Location: ptr(s.Location)}}, nil)
+				return
+			},
+		},
+		GalleryImagesServer:        s.imagesServer(),
+		GalleryImageVersionsServer: s.versionsServer(),
+	})
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Transport is the policy.Transporter to put into arm.ClientOptions.
+func (s *Store) Transport() policy.Transporter { return observer{s} }
+
+// observer marks a version Succeeded once its creation's poller says so.
+type observer struct{ s *Store }
+
+func (o observer) Do(req *http.Request) (*http.Response, error) {
+	resp, err := o.s.transport.Do(req)
+	if err == nil && strings.EqualFold(resp.Header.Get("Fake-Poller-Status"), "Succeeded") {
+		if def, ver, ok := versionOf(req.URL.Path); ok {
+			o.s.mu.Lock()
+			if v, ok := o.s.Versions[def+"/"+ver]; ok && v.Properties != nil && o.s.FailVersion == "" {
+				v.Properties.ProvisioningState = ptr(armcompute.GalleryProvisioningStateSucceeded)
+				o.s.Versions[def+"/"+ver] = v
+			}
+			o.s.mu.Unlock()
+		}
+	}
+	return resp, err
+}
+
+func versionOf(path string) (def, ver string, ok bool) {
+	p := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 0; i+3 < len(p); i++ {
+		if p[i] == "images" && p[i+2] == "versions" {
+			return p[i+1], p[i+3], true
+		}
+	}
+	return "", "", false
+}
+
+func (s *Store) imagesServer() fake.GalleryImagesServer {
+	return fake.GalleryImagesServer{
+		Get: func(ctx context.Context, rg, gallery, name string, _ *armcompute.GalleryImagesClientGetOptions) (resp azfake.Responder[armcompute.GalleryImagesClientGetResponse], errResp azfake.ErrorResponder) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			d, ok := s.Definitions[name]
+			if !ok {
+				errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			resp.SetResponse(http.StatusOK, armcompute.GalleryImagesClientGetResponse{GalleryImage: d}, nil)
+			return
+		},
+		BeginCreateOrUpdate: func(ctx context.Context, rg, gallery, name string, img armcompute.GalleryImage, _ *armcompute.GalleryImagesClientBeginCreateOrUpdateOptions) (resp azfake.PollerResponder[armcompute.GalleryImagesClientCreateOrUpdateResponse], errResp azfake.ErrorResponder) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.DefinitionCreates.Add(1)
+			img.Name = ptr(name)
+			img.ID = ptr("/subscriptions/sub/resourceGroups/" + rg + "/providers/Microsoft.Compute/galleries/" + gallery + "/images/" + name)
+			s.Definitions[name] = img
+			resp.AddNonTerminalResponse(http.StatusCreated, nil)
+			resp.SetTerminalResponse(http.StatusOK, armcompute.GalleryImagesClientCreateOrUpdateResponse{GalleryImage: img}, nil)
+			return
+		},
+	}
+}
+
+func (s *Store) versionsServer() fake.GalleryImageVersionsServer {
+	return fake.GalleryImageVersionsServer{
+		Get: func(ctx context.Context, rg, gallery, def, ver string, _ *armcompute.GalleryImageVersionsClientGetOptions) (resp azfake.Responder[armcompute.GalleryImageVersionsClientGetResponse], errResp azfake.ErrorResponder) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			v, ok := s.Versions[def+"/"+ver]
+			if !ok {
+				errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			resp.SetResponse(http.StatusOK, armcompute.GalleryImageVersionsClientGetResponse{GalleryImageVersion: v}, nil)
+			return
+		},
+		NewListByGalleryImagePager: func(rg, gallery, def string, _ *armcompute.GalleryImageVersionsClientListByGalleryImageOptions) (resp azfake.PagerResponder[armcompute.GalleryImageVersionsClientListByGalleryImageResponse]) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			var page []*armcompute.GalleryImageVersion
+			for k, v := range s.Versions {
+				if strings.HasPrefix(k, def+"/") {
+					page = append(page, ptr(v))
+				}
+			}
+			resp.AddPage(http.StatusOK, armcompute.GalleryImageVersionsClientListByGalleryImageResponse{GalleryImageVersionList: armcompute.GalleryImageVersionList{Value: page}}, nil)
+			return
+		},
+		BeginCreateOrUpdate: func(ctx context.Context, rg, gallery, def, ver string, v armcompute.GalleryImageVersion, _ *armcompute.GalleryImageVersionsClientBeginCreateOrUpdateOptions) (resp azfake.PollerResponder[armcompute.GalleryImageVersionsClientCreateOrUpdateResponse], errResp azfake.ErrorResponder) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if _, ok := s.Definitions[def]; !ok {
+				errResp.SetResponseError(http.StatusNotFound, "GalleryImageNotFound")
+				return
+			}
+			s.VersionCreates.Add(1)
+			v.Name = ptr(ver)
+			v.ID = ptr("/subscriptions/sub/resourceGroups/" + rg + "/providers/Microsoft.Compute/galleries/" + gallery + "/images/" + def + "/versions/" + ver)
+			if v.Properties == nil {
+				v.Properties = &armcompute.GalleryImageVersionProperties{}
+			}
+			v.Properties.ProvisioningState = ptr(armcompute.GalleryProvisioningStateCreating)
+			s.Versions[def+"/"+ver] = v
+			for range max(s.PendingPolls, 1) {
+				resp.AddNonTerminalResponse(http.StatusAccepted, nil)
+			}
+			if s.FailVersion != "" {
+				resp.SetTerminalError(http.StatusBadRequest, s.FailVersion)
+				return
+			}
+			done := v
+			done.Properties = ptr(*v.Properties)
+			done.Properties.ProvisioningState = ptr(armcompute.GalleryProvisioningStateSucceeded)
+			resp.SetTerminalResponse(http.StatusOK, armcompute.GalleryImageVersionsClientCreateOrUpdateResponse{GalleryImageVersion: done}, nil)
+			return
+		},
+		BeginDelete: func(ctx context.Context, rg, gallery, def, ver string, _ *armcompute.GalleryImageVersionsClientBeginDeleteOptions) (resp azfake.PollerResponder[armcompute.GalleryImageVersionsClientDeleteResponse], errResp azfake.ErrorResponder) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.VersionDeletes.Add(1)
+			delete(s.Versions, def+"/"+ver)
+			resp.AddNonTerminalResponse(http.StatusAccepted, nil)
+			resp.SetTerminalResponse(http.StatusOK, armcompute.GalleryImageVersionsClientDeleteResponse{}, nil)
+			return
+		},
+	}
+}
+
+// Version returns a stored version.
+func (s *Store) Version(def, ver string) (armcompute.GalleryImageVersion, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.Versions[def+"/"+ver]
+	return v, ok
+}
+
+// Definition returns a stored definition.
+func (s *Store) Definition(name string) (armcompute.GalleryImage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.Definitions[name]
+	return d, ok
+}
+
+// PutDefinition stores a definition as if it existed before.
+func (s *Store) PutDefinition(name string, d armcompute.GalleryImage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d.Name = ptr(name)
+	s.Definitions[name] = d
+}
+
+// PutVersion stores a version as if it existed before.
+func (s *Store) PutVersion(def, ver string, v armcompute.GalleryImageVersion) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v.Name = ptr(ver)
+	s.Versions[def+"/"+ver] = v
+}

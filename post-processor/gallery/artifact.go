@@ -1,0 +1,61 @@
+package gallery
+
+import (
+	"log"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
+
+	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery"
+)
+
+type azidentityAuthErr = azidentity.AuthenticationFailedError
+
+// Artifact is the shared model plus HCP Packer metadata: one registry
+// image per version and region (or the blob, when only uploaded).
+type Artifact struct {
+	*artifact.Artifact
+	versions []gallery.Published
+	dest     *destination
+}
+
+var _ packersdk.Artifact = (*Artifact)(nil)
+
+// Destroy leaves the blob and gallery versions alone: they are published.
+func (a *Artifact) Destroy() error { return nil }
+
+// State adds registryimage.ArtifactStateURI to the model's keys.
+func (a *Artifact) State(name string) interface{} {
+	if name == registryimage.ArtifactStateURI {
+		imgs, err := a.registryImages()
+		if err != nil {
+			log.Printf("[DEBUG] osimage-gallery: HCP Packer metadata: %v", err)
+			return nil
+		}
+		return imgs
+	}
+	return a.Artifact.State(name)
+}
+
+func (a *Artifact) registryImages() ([]*registryimage.Image, error) {
+	labels := map[string]string{"blob_url": a.Extra["blob_url"], "blob_md5": a.Extra["blob_md5"]}
+	if a.Variant.Key != "" {
+		labels["variant"] = a.Variant.Key
+	}
+	var out []*registryimage.Image
+	for _, v := range a.versions {
+		for _, r := range v.Regions {
+			l := map[string]string{"hyperv_generation": v.HyperVGeneration, "image_definition": v.Definition, "image_version": v.Version}
+			for k, x := range labels {
+				l[k] = x
+			}
+			out = append(out, &registryimage.Image{ImageID: v.ID, ProviderName: "azure", ProviderRegion: r, SourceImageID: a.Extra["blob_url"], Labels: l})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, &registryimage.Image{ImageID: a.Extra["blob_url"], ProviderName: "azure", ProviderRegion: "blob", Labels: labels})
+	}
+	return out, nil
+}

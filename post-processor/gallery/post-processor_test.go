@@ -1,0 +1,201 @@
+package gallery
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery/armfake"
+	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
+)
+
+const galleryID = "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Compute/galleries/gal1"
+
+func configure(t *testing.T, raw map[string]interface{}) (*PostProcessor, error) {
+	t.Helper()
+	p := &PostProcessor{}
+	raw["packer_build_name"] = "b1"
+	return p, p.Configure(raw)
+}
+
+func almaVariant(arch string) variant.Variant {
+	return variant.Variant{Key: "alma-9-" + arch, Image: "almalinux", Distro: "almalinux", ReleaseVer: "9.6", Arch: arch,
+		Targets: []variant.Target{{Name: "acg", InterfaceType: variant.InterfaceAzureComputeGallery, ResourceURN: galleryID, ImageName: "almalinux-9-gen2"}}}
+}
+
+func TestPostProcessUploadsOnceAndPublishesGen1AndGen2FromTheVariantTarget(t *testing.T) {
+	az := testsvc.StartAzurite(t)
+	dir := t.TempDir()
+	raw := testutil.SparseFile(t, filepath.Join(dir, "disk.raw"), 30<<20+5, map[int64][]byte{0: bytes.Repeat([]byte{1}, 4096), 20 << 20: bytes.Repeat([]byte{2}, 1<<20)})
+	in := &artifact.Artifact{Builder: "packer.file", Variant: almaVariant("x86_64"), Outputs: []artifact.File{{Path: raw, Role: artifact.RoleDisk}}}
+	p, err := configure(t, map[string]interface{}{
+		"storage_connection_string": az.ConnectionString, "storage_account": "devstoreaccount1", "create_container": true,
+		"hyperv_generations":               []string{"V1", "V2"},
+		"shared_image_gallery_destination": map[string]interface{}{"gen1_image_name": "almalinux-9-gen1", "target_region": []map[string]interface{}{{"name": "eastus"}}},
+		"poll_interval":                    "10ms",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := armfake.New()
+	p.armTransport, p.credential = store.Transport(), &azfake.TokenCredential{}
+	out, keep, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !keep {
+		t.Fatal("input not kept")
+	}
+	url := out.State("blob_url").(string)
+	if !strings.HasPrefix(url, az.BlobURL+"/osimage/alma-9-x86_64-") || len(out.State("blob_md5").(string)) != 32 {
+		t.Fatalf("blob %s md5 %v", url, out.State("blob_md5"))
+	}
+	for gen, def := range map[string]string{"v1": "almalinux-9-gen1", "v2": "almalinux-9-gen2"} {
+		id := out.State("gallery_version_id_" + gen)
+		if id != galleryID+"/images/"+def+"/versions/9.6."+out.State("gallery_image_version").(string)[4:] {
+			t.Errorf("%s id %v", gen, id)
+		}
+		if out.State("gallery_version_regions_"+gen) != "westeurope,eastus" {
+			t.Errorf("%s regions %v", gen, out.State("gallery_version_regions_"+gen))
+		}
+		d, ok := store.Definition(def)
+		if !ok || string(*d.Properties.HyperVGeneration) != strings.ToUpper(gen) || *d.Properties.Identifier.Publisher != "almalinux" {
+			t.Errorf("definition %s: %+v", def, d.Properties)
+		}
+		v, _ := store.Version(def, out.State("gallery_image_version").(string))
+		if src := v.Properties.StorageProfile.OSDiskImage.Source; *src.URI != url ||
+			*src.StorageAccountID != "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/devstoreaccount1" {
+			t.Errorf("source %s %s", *src.URI, *src.StorageAccountID)
+		}
+	}
+	if hcp := out.State("par.artifact.metadata"); hcp == nil {
+		t.Error("no HCP Packer metadata")
+	}
+
+	// Again: blob reused, versions skipped (the scheme finds the version
+	// of this blob), nothing created.
+	out2, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out2.State("blob_reused") != "true" || out2.State("gallery_version_action_v1") != "skip" ||
+		out2.State("gallery_image_version") != out.State("gallery_image_version") || store.VersionCreates.Load() != 2 {
+		t.Fatalf("second run: reused %v action %v version %v creates %d", out2.State("blob_reused"), out2.State("gallery_version_action_v1"), out2.State("gallery_image_version"), store.VersionCreates.Load())
+	}
+}
+
+func TestPostProcessStopsOnADefinitionMismatchBeforeUploading(t *testing.T) {
+	az := testsvc.StartAzurite(t)
+	dir := t.TempDir()
+	raw := testutil.SparseFile(t, filepath.Join(dir, "disk.raw"), 4<<20, map[int64][]byte{0: []byte("x")})
+	in := &artifact.Artifact{Builder: "packer.file", Variant: almaVariant("aarch64"), Outputs: []artifact.File{{Path: raw, Role: artifact.RoleDisk}}}
+	p, err := configure(t, map[string]interface{}{"storage_connection_string": az.ConnectionString, "create_container": true,
+		"shared_image_gallery_destination": map[string]interface{}{"image_version": "1.2.3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := armfake.New()
+	store.PutDefinition("almalinux-9-gen2", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
+		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
+		HyperVGeneration: ptr(armcompute.HyperVGenerationV2), Architecture: ptr(armcompute.ArchitectureX64)}})
+	p.armTransport, p.credential = store.Transport(), &azfake.TokenCredential{}
+	_, _, _, err = p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err == nil || !strings.Contains(err.Error(), "architecture x64, but this image needs Arm64") {
+		t.Fatalf("got %v", err)
+	}
+	pager := newContainerPager(t, az)
+	if pager != 0 {
+		t.Fatalf("%d blobs uploaded before the mismatch was found", pager)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	_, err := configure(t, map[string]interface{}{
+		"shared_image_gallery_destination": map[string]interface{}{"image_version": "1.2.9999999999", "storage_account_type": "Cheap",
+			"target_region": []map[string]interface{}{{"name": "x", "replicas": 101}, {"replicas": 1}}},
+		"hyperv_generations": []string{"V3"}, "client_secret": "s3cr3t", "parallel": 500,
+		"shared_gallery_image_version_end_of_life_date": "tomorrow", "resource_manager_endpoint": "http://x",
+		"cloud_environment_name": "Mars", "variant": "{not json",
+	})
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"storage_account: required", "image_version", "exceeds 2147483647", `storage_account_type "Cheap"`,
+		"replicas = 101", "target_region[1]: name is required", `hyperv generation "V3"`, "client_secret needs client_id",
+		"parallel = 500", `end_of_life_date "tomorrow"`, "want an https URL", `cloud_environment_name "Mars"`, "variant"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q", want)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Error("the secret was printed")
+	}
+}
+
+func TestDestinationFromTargetsAndExplicitFields(t *testing.T) {
+	c := &Config{}
+	v := almaVariant("x86_64")
+	d, err := c.destination(&v)
+	if err != nil || d.gallery.Name != "gal1" || d.gallery.SubscriptionID != "sub1" || d.names["V2"] != "almalinux-9-gen2" || len(d.gens) != 1 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	c.gens = []string{"V1", "V2"}
+	if _, err := c.destination(&v); err == nil || !strings.Contains(err.Error(), "gen1_image_name") {
+		t.Fatalf("fan-out without gen1 name: %v", err)
+	}
+	v.HyperVGeneration = "V1"
+	c.gens = nil
+	if d, _ := c.destination(&v); d.names["V1"] != "almalinux-9-gen2" || d.gens[0] != "V1" {
+		t.Fatalf("variant generation: %+v", d)
+	}
+	c.Destination = GalleryDestination{Subscription: "s2", ResourceGroup: "r2", GalleryName: "g2", ImageName: "def"}
+	if d, _ := c.destination(&v); d.gallery.ID() != "/subscriptions/s2/resourceGroups/r2/providers/Microsoft.Compute/galleries/g2" || d.names["V1"] != "def" {
+		t.Fatalf("explicit: %+v", d)
+	}
+	if d, err := (&Config{}).destination(&variant.Variant{Key: "k"}); d != nil || err != nil {
+		t.Fatalf("no gallery should mean upload only: %+v %v", d, err)
+	}
+	bad := almaVariant("x86_64")
+	bad.Targets[0].ResourceURN = "/subscriptions/x"
+	if _, err := (&Config{}).destination(&bad); err == nil || !strings.Contains(err.Error(), "resource_urn") {
+		t.Fatalf("bad urn: %v", err)
+	}
+}
+
+func TestAccountFromEndpoint(t *testing.T) {
+	for ep, want := range map[string]string{"https://acct.blob.core.windows.net": "acct", "http://127.0.0.1:10000/devstoreaccount1": "devstoreaccount1",
+		"https://acct.blob.core.windows.net/c/b.vhd": "acct", "http://127.0.0.1:1/dev1/c/b.vhd": "dev1", "": "", "http://localhost:2/a/b": "a"} {
+		if got := accountFromEndpoint(ep); got != want {
+			t.Errorf("%s: %s", ep, got)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func newContainerPager(t *testing.T, az *testsvc.Azurite) int {
+	t.Helper()
+	cl, err := azblobClient(az.ConnectionString)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	pager := cl.NewListBlobsFlatPager("osimage", nil)
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			return 0 // no container: nothing uploaded
+		}
+		n += len(page.Segment.BlobItems)
+	}
+	return n
+}
