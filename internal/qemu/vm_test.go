@@ -1,0 +1,289 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Real QEMU boots under TCG: generous timeouts, never timing assertions.
+const bootTimeout = 4 * time.Minute
+
+var upRE = regexp.MustCompile(guestMarker + `(x86_64|aarch64)`)
+
+func TestBootCheckSeesTheGuestOnTheSerialConsoleAndPowerdownStopsIt(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	dir := shortDir(t)
+	vm, err := Start(context.Background(), g.launch(dir, "powerdown"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	if err := vm.WaitFor(context.Background(), upRE, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "serial.log"))
+	if !strings.Contains(string(log), guestMarker+"x86_64") {
+		t.Fatalf("serial.log lacks the guest's marker:\n%s", log)
+	}
+	if err := vm.Shutdown(context.Background(), time.Minute); err != nil {
+		t.Fatalf("the guest handles the power button, yet: %v", err)
+	}
+	if !vm.cmd.ProcessState.Exited() || vm.cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("qemu should have exited by itself with 0: %v", vm.cmd.ProcessState)
+	}
+}
+
+func TestShutdownKillsAGuestThatIgnoresThePowerButton(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	dir := shortDir(t)
+	vm, err := Start(context.Background(), g.launch(dir, "ignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	if err := vm.WaitFor(context.Background(), upRE, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	err = vm.Shutdown(context.Background(), 2*time.Second)
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) || e.Op != "shutdown" {
+		t.Fatalf("want a shutdown timeout, got %v", err)
+	}
+	select {
+	case <-vm.Done():
+	default:
+		t.Fatal("qemu still running after Shutdown gave up")
+	}
+	if !gone(vm.Pid()) {
+		t.Fatalf("qemu pid %d still exists", vm.Pid())
+	}
+}
+
+func TestBootCheckTimeoutShowsTheLast40SerialLines(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	dir := shortDir(t)
+	vm, err := Start(context.Background(), g.launch(dir, "ignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	if err := vm.WaitFor(context.Background(), upRE, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	err = vm.WaitFor(context.Background(), regexp.MustCompile("never printed"), time.Second)
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) {
+		t.Fatalf("want a timeout *Error, got %v", err)
+	}
+	if len(e.Tail) != TailLines {
+		t.Fatalf("tail has %d lines, want %d: %q", len(e.Tail), TailLines, e.Tail)
+	}
+	if !strings.HasPrefix(lastLine(e.Tail), guestMarker) {
+		t.Fatalf("tail should end with the guest's last line, got %q", lastLine(e.Tail))
+	}
+	msg := err.Error()
+	for _, want := range []string{"boot_check", "timed out", "never printed", "osimage-guest line 45", "serial.log"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestBootCheckTimesOutOnADiskThatCannotBoot(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	dir := shortDir(t)
+	disk := filepath.Join(dir, "empty.raw")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := Start(context.Background(), Launch{Arch: ArchX86_64, Accel: AccelTCG, Memory: 128, Disk: disk,
+		SerialLog: filepath.Join(dir, "serial.log"), QMPSocket: filepath.Join(dir, "qmp.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	err = vm.WaitFor(context.Background(), regexp.MustCompile("login:"), 5*time.Second)
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "serial console") {
+		t.Fatalf("want a timeout naming the serial console, got %v", err)
+	}
+}
+
+func TestBootCheckFailsWhenQEMUExitsFirstAndShowsWhatQEMUSaid(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	dir := shortDir(t)
+	l := Launch{Arch: ArchX86_64, Accel: AccelTCG, Disk: filepath.Join(dir, "missing.raw"),
+		SerialLog: filepath.Join(dir, "serial.log"), QMPSocket: filepath.Join(dir, "qmp.sock")}
+	vm, err := Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	err = vm.WaitFor(context.Background(), upRE, bootTimeout)
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "missing.raw") {
+		t.Fatalf("want ErrExited with qemu's complaint about missing.raw, got %v", err)
+	}
+}
+
+func TestBootCheckPassesWhenTheGuestPrintedThePatternAndPoweredOff(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	dir := shortDir(t)
+	vm, err := Start(context.Background(), g.launch(dir, "exit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	<-vm.Done()
+	if err := vm.WaitFor(context.Background(), upRE, time.Second); err != nil {
+		t.Fatalf("the pattern is in the log of a guest that has exited: %v", err)
+	}
+	if err := vm.WaitFor(context.Background(), regexp.MustCompile("never printed"), bootTimeout); !errors.Is(err, ErrExited) {
+		t.Fatalf("want ErrExited, got %v", err)
+	}
+	if err := vm.Shutdown(context.Background(), time.Second); err != nil {
+		t.Fatalf("shutting down an exited VM is a no-op, got %v", err)
+	}
+}
+
+func TestStartNamesTheDebianPackageOfAMissingEmulator(t *testing.T) {
+	dir := shortDir(t)
+	_, err := Start(context.Background(), Launch{Binary: "qemu-system-nonexistent", Arch: ArchAarch64, Accel: AccelTCG,
+		Kernel: "k", SerialLog: filepath.Join(dir, "s"), QMPSocket: filepath.Join(dir, "q")})
+	if err == nil || !strings.Contains(err.Error(), "qemu-system-arm") || !strings.Contains(err.Error(), "qemu-system-nonexistent") {
+		t.Fatalf("want the missing binary and its package named, got %v", err)
+	}
+	if _, err := Start(context.Background(), Launch{Arch: "mips"}); err == nil {
+		t.Fatal("an invalid launch must not start")
+	}
+}
+
+func TestUEFIBootWithOVMFReachesThePattern(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	fw := needFirmware(t, ArchX86_64)
+	dir := shortDir(t)
+	fw, err := fw.CopyVars(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := g.launch(dir, "exit")
+	l.Firmware = fw
+	bootAndExpect(t, l, "x86_64")
+}
+
+func TestAarch64GuestBootsUnderTCGWithAAVMF(t *testing.T) {
+	needQEMU(t, ArchAarch64)
+	g := testGuest(t, ArchAarch64)
+	fw := needFirmware(t, ArchAarch64)
+	dir := shortDir(t)
+	fw, err := fw.CopyVars(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := g.launch(dir, "exit")
+	l.Firmware = fw
+	bootAndExpect(t, l, "aarch64")
+}
+
+func bootAndExpect(t *testing.T, l Launch, arch string) {
+	t.Helper()
+	vm, err := Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	if err := vm.WaitFor(context.Background(), regexp.MustCompile(guestMarker+arch), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTwoVMsRunSideBySideWithTheirOwnPortsAndVars(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	fw := needFirmware(t, ArchX86_64)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		dir := shortDir(t)
+		own, err := fw.CopyVars(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := g.launch(dir, "powerdown")
+		l.Firmware = own
+		l.SSHHostPort = freePort(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vm, err := Start(context.Background(), l)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer vm.Kill()
+			if err := vm.WaitFor(context.Background(), upRE, bootTimeout); err != nil {
+				errs[i] = err
+				return
+			}
+			// QEMU listens on the forwarded port while the guest runs.
+			if c, err := dialTCP(l.SSHHostPort); err != nil {
+				errs[i] = err
+			} else {
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("vm %d: %v", i, err)
+		}
+	}
+}
+
+func TestCancellingTheContextKillsQEMU(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	dir := shortDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	vm, err := Start(ctx, g.launch(dir, "ignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- vm.WaitFor(ctx, upRE, bootTimeout) }()
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitFor on a cancelled build: want context.Canceled, got %v", err)
+	}
+	select {
+	case <-vm.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("qemu still running a minute after the cancel")
+	}
+	if !gone(vm.Pid()) {
+		t.Fatalf("qemu pid %d survived the cancel", vm.Pid())
+	}
+	if ws, ok := vm.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("qemu should have been killed, state %v", vm.cmd.ProcessState)
+	}
+}
+
+func gone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
