@@ -65,8 +65,11 @@ type Prober struct {
 	Accel string
 }
 
+// probeResult is one cached verdict; mu makes parallel builds wait for
+// the first probe instead of starting their own.
 type probeResult struct {
-	once   sync.Once
+	mu     sync.Mutex
+	done   bool
 	ok     bool
 	reason string
 }
@@ -110,18 +113,21 @@ func (p Prober) Choose(ctx context.Context, want, arch, binary, workDir string) 
 		probeCache[key] = r
 	}
 	probeMu.Unlock()
-	r.once.Do(func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
 		t0 := time.Now()
 		err := p.probe(ctx, arch, binary, workDir)
+		if ctx.Err() != nil { // a cancelled probe proves nothing: not cached
+			return Choice{}, ctx.Err()
+		}
+		r.done = true
 		if err != nil {
 			r.reason = fmt.Sprintf("TCG: %s opens, but a test guest did not boot under KVM: %v", dev, err)
-			return
+		} else {
+			r.ok = true
+			r.reason = fmt.Sprintf("KVM: a test guest booted under KVM in %v", time.Since(t0).Round(time.Millisecond))
 		}
-		r.ok = true
-		r.reason = fmt.Sprintf("KVM: a test guest booted under KVM in %v", time.Since(t0).Round(time.Millisecond))
-	})
-	if ctx.Err() != nil {
-		return Choice{}, ctx.Err()
 	}
 	if r.ok {
 		return Choice{AccelKVM, r.reason}, nil

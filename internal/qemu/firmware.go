@@ -133,8 +133,9 @@ func DetectFormat(path string) (string, error) {
 	}
 	defer f.Close()
 	head := make([]byte, len(qcow2Magic))
-	if _, err := io.ReadFull(f, head); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return "", fmt.Errorf("%s: %w", path, err)
+	n, err := io.ReadFull(f, head)
+	if n == 0 {
+		return "", fmt.Errorf("%s is empty or unreadable: %v", path, err)
 	}
 	if bytes.Equal(head, qcow2Magic) {
 		return "qcow2", nil

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,58 +19,7 @@ const bootTimeout = 4 * time.Minute
 
 var upRE = regexp.MustCompile(guestMarker + `(x86_64|aarch64)`)
 
-func TestBootCheckSeesTheGuestOnTheSerialConsoleAndPowerdownStopsIt(t *testing.T) {
-	needQEMU(t, ArchX86_64)
-	g := testGuest(t, ArchX86_64)
-	dir := shortDir(t)
-	vm, err := Start(context.Background(), g.launch(dir, "powerdown"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	if err := vm.WaitFor(context.Background(), upRE, bootTimeout); err != nil {
-		t.Fatal(err)
-	}
-	log, _ := os.ReadFile(filepath.Join(dir, "serial.log"))
-	if !strings.Contains(string(log), guestMarker+"x86_64") {
-		t.Fatalf("serial.log lacks the guest's marker:\n%s", log)
-	}
-	if err := vm.Shutdown(context.Background(), time.Minute); err != nil {
-		t.Fatalf("the guest handles the power button, yet: %v", err)
-	}
-	if !vm.cmd.ProcessState.Exited() || vm.cmd.ProcessState.ExitCode() != 0 {
-		t.Fatalf("qemu should have exited by itself with 0: %v", vm.cmd.ProcessState)
-	}
-}
-
-func TestShutdownKillsAGuestThatIgnoresThePowerButton(t *testing.T) {
-	needQEMU(t, ArchX86_64)
-	g := testGuest(t, ArchX86_64)
-	dir := shortDir(t)
-	vm, err := Start(context.Background(), g.launch(dir, "ignore"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	if err := vm.WaitFor(context.Background(), upRE, bootTimeout); err != nil {
-		t.Fatal(err)
-	}
-	err = vm.Shutdown(context.Background(), 2*time.Second)
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) || e.Op != "shutdown" {
-		t.Fatalf("want a shutdown timeout, got %v", err)
-	}
-	select {
-	case <-vm.Done():
-	default:
-		t.Fatal("qemu still running after Shutdown gave up")
-	}
-	if !gone(vm.Pid()) {
-		t.Fatalf("qemu pid %d still exists", vm.Pid())
-	}
-}
-
-func TestBootCheckTimeoutShowsTheLast40SerialLines(t *testing.T) {
+func TestBootCheckTimeoutShowsTheSerialTailAndShutdownKillsAGuestThatIgnoresThePowerButton(t *testing.T) {
 	needQEMU(t, ArchX86_64)
 	g := testGuest(t, ArchX86_64)
 	dir := shortDir(t)
@@ -83,20 +33,36 @@ func TestBootCheckTimeoutShowsTheLast40SerialLines(t *testing.T) {
 	}
 	err = vm.WaitFor(context.Background(), regexp.MustCompile("never printed"), time.Second)
 	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) {
-		t.Fatalf("want a timeout *Error, got %v", err)
+	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) || e.Op != "boot_check" {
+		t.Fatalf("want a boot_check timeout *Error, got %v", err)
 	}
 	if len(e.Tail) != TailLines {
 		t.Fatalf("tail has %d lines, want %d: %q", len(e.Tail), TailLines, e.Tail)
 	}
-	if !strings.HasPrefix(lastLine(e.Tail), guestMarker) {
-		t.Fatalf("tail should end with the guest's last line, got %q", lastLine(e.Tail))
+	if !strings.HasPrefix(lastLine(e.Tail), guestMarker) || e.Tail[0] != "osimage-guest line 7" {
+		t.Fatalf("tail should be the guest's last 40 lines (line 7 to the marker), got %q ... %q", e.Tail[0], lastLine(e.Tail))
 	}
 	msg := err.Error()
-	for _, want := range []string{"boot_check", "timed out", "never printed", "osimage-guest line 45", "serial.log"} {
+	for _, want := range []string{"boot_check", "timed out", "never printed", "osimage-guest line 45", filepath.Join(dir, "serial.log")} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
+	}
+
+	err = vm.Shutdown(context.Background(), 2*time.Second)
+	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) || e.Op != "shutdown" {
+		t.Fatalf("want a shutdown timeout, got %v", err)
+	}
+	select {
+	case <-vm.Done():
+	default:
+		t.Fatal("qemu still running after Shutdown gave up")
+	}
+	if !gone(vm.Pid()) {
+		t.Fatalf("qemu pid %d still exists", vm.Pid())
+	}
+	if _, err := os.Stat(vm.Launch.QMPSocket); !os.IsNotExist(err) {
+		t.Fatalf("QMP socket left behind: %v", err)
 	}
 }
 
@@ -138,27 +104,6 @@ func TestBootCheckFailsWhenQEMUExitsFirstAndShowsWhatQEMUSaid(t *testing.T) {
 	}
 }
 
-func TestBootCheckPassesWhenTheGuestPrintedThePatternAndPoweredOff(t *testing.T) {
-	needQEMU(t, ArchX86_64)
-	g := testGuest(t, ArchX86_64)
-	dir := shortDir(t)
-	vm, err := Start(context.Background(), g.launch(dir, "exit"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	<-vm.Done()
-	if err := vm.WaitFor(context.Background(), upRE, time.Second); err != nil {
-		t.Fatalf("the pattern is in the log of a guest that has exited: %v", err)
-	}
-	if err := vm.WaitFor(context.Background(), regexp.MustCompile("never printed"), bootTimeout); !errors.Is(err, ErrExited) {
-		t.Fatalf("want ErrExited, got %v", err)
-	}
-	if err := vm.Shutdown(context.Background(), time.Second); err != nil {
-		t.Fatalf("shutting down an exited VM is a no-op, got %v", err)
-	}
-}
-
 func TestStartNamesTheDebianPackageOfAMissingEmulator(t *testing.T) {
 	dir := shortDir(t)
 	_, err := Start(context.Background(), Launch{Binary: "qemu-system-nonexistent", Arch: ArchAarch64, Accel: AccelTCG,
@@ -182,7 +127,21 @@ func TestUEFIBootWithOVMFReachesThePattern(t *testing.T) {
 	}
 	l := g.launch(dir, "exit")
 	l.Firmware = fw
-	bootAndExpect(t, l, "x86_64")
+	vm, err := Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	<-vm.Done() // the guest powers off right after printing its marker
+	if err := vm.WaitFor(context.Background(), upRE, time.Second); err != nil {
+		t.Fatalf("the pattern is in the log of a guest that has exited: %v", err)
+	}
+	if err := vm.WaitFor(context.Background(), regexp.MustCompile("never printed"), bootTimeout); !errors.Is(err, ErrExited) {
+		t.Fatalf("want ErrExited, got %v", err)
+	}
+	if err := vm.Shutdown(context.Background(), time.Second); err != nil {
+		t.Fatalf("shutting down an exited VM is a no-op, got %v", err)
+	}
 }
 
 func TestAarch64GuestBootsUnderTCGWithAAVMF(t *testing.T) {
@@ -211,7 +170,7 @@ func bootAndExpect(t *testing.T, l Launch, arch string) {
 	}
 }
 
-func TestTwoVMsRunSideBySideWithTheirOwnPortsAndVars(t *testing.T) {
+func TestTwoUEFIVMsRunSideBySideWithTheirOwnPortsAndVarsAndPowerOffCleanly(t *testing.T) {
 	needQEMU(t, ArchX86_64)
 	g := testGuest(t, ArchX86_64)
 	fw := needFirmware(t, ArchX86_64)
@@ -240,10 +199,19 @@ func TestTwoVMsRunSideBySideWithTheirOwnPortsAndVars(t *testing.T) {
 				return
 			}
 			// QEMU listens on the forwarded port while the guest runs.
-			if c, err := dialTCP(l.SSHHostPort); err != nil {
+			c, err := dialTCP(l.SSHHostPort)
+			if err != nil {
 				errs[i] = err
-			} else {
-				c.Close()
+				return
+			}
+			c.Close()
+			// The guest handles the ACPI power button: QEMU exits by itself.
+			if err := vm.Shutdown(context.Background(), time.Minute); err != nil {
+				errs[i] = err
+				return
+			}
+			if st := vm.cmd.ProcessState; !st.Exited() || st.ExitCode() != 0 {
+				errs[i] = fmt.Errorf("qemu should have exited by itself with 0: %v", st)
 			}
 		}()
 	}
