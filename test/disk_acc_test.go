@@ -22,6 +22,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/partition"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 	"github.com/osimage/packer-plugin-osimage/test/acc"
 )
 
@@ -238,7 +239,7 @@ func TestPackerBuildsARealKiwiDisk(t *testing.T) {
 		t.Skipf("real KIWI build skipped: no loop devices (%v)", err)
 	}
 	testutil.NeedTool(t, "kiwi-ng", kiwi.DebianPackages)
-	mirror, err := kiwi.DebianMirror()
+	mirror, err := debmirror.URL()
 	if err != nil {
 		if os.Getenv(testutil.RequireEnv) == "1" {
 			t.Fatal(err)

@@ -35,8 +35,8 @@ func TestMountsUnderListsDeepestFirstAndMatchesWholeComponents(t *testing.T) {
 	}
 }
 
-func TestRemoveTargetOfAMissingDirIsANoOp(t *testing.T) {
-	if err := RemoveTarget(filepath.Join(t.TempDir(), "none")); err != nil {
+func TestUnmountAndRemoveOfAMissingDirIsANoOp(t *testing.T) {
+	if err := UnmountAndRemove(filepath.Join(t.TempDir(), "none")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -51,7 +51,7 @@ func needRoot(t *testing.T) {
 // The case that matters: a KIWI killed mid-build leaves the host's /dev
 // bind-mounted in its image root. Removing the target must not delete
 // through the mount.
-func TestRemoveTargetDoesNotDeleteThroughBindMounts(t *testing.T) {
+func TestUnmountAndRemoveDoesNotDeleteThroughBindMounts(t *testing.T) {
 	needRoot(t)
 	host := t.TempDir()
 	sentinel := filepath.Join(host, "device-node-stand-in")
@@ -66,7 +66,7 @@ func TestRemoveTargetDoesNotDeleteThroughBindMounts(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(dev, unix.MNT_DETACH) })
 
-	if err := RemoveTarget(target); err != nil {
+	if err := UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(sentinel); err != nil || string(b) != "keep me" {
@@ -80,7 +80,7 @@ func TestRemoveTargetDoesNotDeleteThroughBindMounts(t *testing.T) {
 	}
 }
 
-func TestRemoveTargetDetachesLoopDevices(t *testing.T) {
+func TestUnmountAndRemoveDetachesLoopDevices(t *testing.T) {
 	needRoot(t)
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
 		t.Skip("no loop devices")
@@ -101,7 +101,7 @@ func TestRemoveTargetDetachesLoopDevices(t *testing.T) {
 			exec.Command("losetup", "-d", dev).Run()
 		}
 	})
-	if err := RemoveTarget(target); err != nil {
+	if err := UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(backing); err == nil {
@@ -163,13 +163,13 @@ func TestMountsOfDevicesMatchesLoopDevicesAndTheirPartitionsOnly(t *testing.T) {
 	}
 }
 
-// TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt is what a KIWI
+// TestUnmountAndRemoveUnmountsTheDiskKiwiMountedOutsideIt is what a KIWI
 // killed while it syncs the image root onto the disk leaves: the disk's
 // partition mounted through a loop device under
 // /var/tmp/kiwi_mount_manager.*, outside the target directory.
-// RemoveTarget unmounts it, removes KIWI's empty mount point and detaches
+// UnmountAndRemove unmounts it, removes KIWI's empty mount point and detaches
 // the loop device, so the disk's space is freed with the file.
-func TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
+func TestUnmountAndRemoveUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
 	needRoot(t)
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
 		t.Skip("no loop devices")
@@ -216,7 +216,7 @@ func TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
 	if err := unix.Mount(p1, mp, "ext4", 0, ""); err != nil {
 		t.Skipf("mount %s: %v", p1, err)
 	}
-	if err := RemoveTarget(target); err != nil {
+	if err := UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if info, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(info), mp) {

@@ -13,6 +13,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
 	"github.com/osimage/packer-plugin-osimage/internal/partition"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 )
 
 // TestRealBuild runs Debian's kiwi-ng on testdata/bookworm, the smallest
@@ -28,7 +29,7 @@ import (
 // temporary directory.
 func TestRealBuild(t *testing.T) {
 	r := realRunner(t)
-	mirror, err := kiwi.DebianMirror()
+	mirror, err := debmirror.URL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,10 +175,10 @@ func realRunner(t *testing.T) *kiwi.Runner {
 
 // TestRealBuildCancel cancels a real build while apt runs in KIWI's chroot
 // and checks that nothing is left: no process, no mount, no loop device,
-// and RemoveTarget removes the partial output. Gated like TestRealBuild.
+// and UnmountAndRemove removes the partial output. Gated like TestRealBuild.
 func TestRealBuildCancel(t *testing.T) {
 	r := realRunner(t)
-	mirror, err := kiwi.DebianMirror()
+	mirror, err := debmirror.URL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,10 +223,10 @@ func TestRealBuildCancel(t *testing.T) {
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mounts), "\n") {
 		if strings.Contains(l, target) {
-			t.Logf("mount left by the cancelled KIWI (RemoveTarget handles it): %s", l)
+			t.Logf("mount left by the cancelled KIWI (UnmountAndRemove handles it): %s", l)
 		}
 	}
-	if err := kiwi.RemoveTarget(target); err != nil {
+	if err := kiwi.UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(target); !os.IsNotExist(err) {
