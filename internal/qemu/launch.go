@@ -49,6 +49,10 @@ type Launch struct {
 
 	Disk       string // the disk, attached as virtio
 	DiskFormat string // default raw
+	// Snapshot keeps the disk unchanged: the guest's writes go to a
+	// temporary overlay QEMU drops on exit (a boot check without
+	// provisioning must not alter the image it checks).
+	Snapshot bool
 
 	SerialLog string // file the serial console is written to (required)
 	QMPSocket string // unix socket for QMP (required)
@@ -176,7 +180,11 @@ func (l Launch) Args() ([]string, error) {
 		}
 	}
 	if l.Disk != "" {
-		a = append(a, "-drive", "if=virtio,format="+or(l.DiskFormat, "raw")+",file="+escape(l.Disk))
+		drive := "if=virtio,format=" + or(l.DiskFormat, "raw") + ",file=" + escape(l.Disk)
+		if l.Snapshot {
+			drive += ",snapshot=on"
+		}
+		a = append(a, "-drive", drive)
 	}
 	if l.SSHHostPort > 0 {
 		a = append(a,
