@@ -223,12 +223,25 @@ func TestTwoUEFIVMsRunSideBySideWithTheirOwnPortsAndVarsAndPowerOffCleanly(t *te
 	}
 }
 
+// emptyDiskLaunch boots a disk of zeros: SeaBIOS finds nothing to boot,
+// prints nothing on the serial console and QEMU runs on.
+func emptyDiskLaunch(t *testing.T) Launch {
+	dir := shortDir(t)
+	disk := filepath.Join(dir, "empty.raw")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	return Launch{Arch: ArchX86_64, Accel: AccelTCG, Memory: 128, Disk: disk,
+		SerialLog: filepath.Join(dir, "serial.log"), QMPSocket: filepath.Join(dir, "qmp.sock")}
+}
+
 func TestCancellingTheContextKillsQEMU(t *testing.T) {
 	needQEMU(t, ArchX86_64)
-	g := testGuest(t, ArchX86_64)
-	dir := shortDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	vm, err := Start(ctx, g.launch(dir, "ignore"))
+	vm, err := Start(ctx, emptyDiskLaunch(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +262,107 @@ func TestCancellingTheContextKillsQEMU(t *testing.T) {
 	}
 	if ws, ok := vm.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("qemu should have been killed, state %v", vm.cmd.ProcessState)
+	}
+	vm.Kill() // again: a no-op
+	if err := vm.Wait(context.Background(), time.Second); err != nil {
+		t.Fatalf("Wait on an exited VM: %v", err)
+	}
+}
+
+func TestPowerdownReachesQEMUThroughQMPAndWaitHonoursItsContext(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	vm, err := Start(context.Background(), emptyDiskLaunch(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	// QEMU may take a moment to create its QMP socket.
+	deadline := time.Now().Add(time.Minute)
+	for vm.Powerdown() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("QMP never answered: %v", vm.Powerdown())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := vm.Wait(ctx, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait with a cancelled context: %v", err)
+	}
+	// No OS handles the power button: Shutdown gives up and kills.
+	err = vm.Shutdown(context.Background(), time.Second)
+	if !errors.Is(err, ErrTimeout) || strings.Contains(err.Error(), "QMP") {
+		t.Fatalf("want a timeout after a QMP request that worked, got %v", err)
+	}
+	if !gone(vm.Pid()) {
+		t.Fatal("qemu survived Shutdown")
+	}
+	if err := vm.Powerdown(); err == nil {
+		t.Fatal("QMP on a VM that is gone must fail")
+	}
+}
+
+func TestShutdownKillsWhenQMPIsUnreachable(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	l := emptyDiskLaunch(t)
+	vm, err := Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	vm.Launch.QMPSocket = filepath.Join(filepath.Dir(l.QMPSocket), "elsewhere.sock")
+	err = vm.Shutdown(context.Background(), time.Minute)
+	var e *Error
+	if !errors.As(err, &e) || !strings.Contains(err.Error(), "QMP system_powerdown") || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("want the QMP failure named and QEMU killed, got %v", err)
+	}
+	if !gone(vm.Pid()) {
+		t.Fatal("qemu survived")
+	}
+}
+
+func TestTailKeepsTheLastLinesWithoutCarriageReturns(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	os.WriteFile(p, []byte("a\r\nb\r\nc\n\n"), 0o644)
+	if got := Tail(p, 2); len(got) != 2 || got[0] != "b" || got[1] != "c" {
+		t.Fatalf("%q", got)
+	}
+	if got := Tail(p, 10); len(got) != 3 || got[0] != "a" {
+		t.Fatalf("%q", got)
+	}
+	if Tail(p, 0) != nil || Tail(filepath.Join(t.TempDir(), "none"), 3) != nil {
+		t.Fatal("no lines wanted or no file: nil")
+	}
+	os.WriteFile(p, nil, 0o644)
+	if Tail(p, 3) != nil {
+		t.Fatal("empty file: no lines")
+	}
+}
+
+func TestErrorSaysWhatQEMUPrintedAndWhenTheConsoleWasEmpty(t *testing.T) {
+	e := &Error{Op: "boot_check", Err: ErrTimeout, Log: "/o/serial.log", Stderr: "qemu: bad thing\n"}
+	if s := e.Error(); !strings.Contains(s, "boot_check: timed out") || !strings.Contains(s, "qemu: qemu: bad thing") || !strings.Contains(s, "/o/serial.log) is empty") {
+		t.Fatal(s)
+	}
+	e = &Error{Op: "shutdown", Err: ErrExited, Log: "/l", Tail: []string{"x", "y"}}
+	if s := e.Error(); !strings.Contains(s, "last 2 lines of the serial console (/l):\nx\ny") || strings.Contains(s, "qemu:") {
+		t.Fatal(s)
+	}
+	if !errors.Is(e, ErrExited) {
+		t.Fatal("Unwrap")
+	}
+}
+
+func TestTailBufferKeepsTheEnd(t *testing.T) {
+	b := &tailBuffer{max: 4}
+	b.Write([]byte("abc"))
+	b.Write([]byte("defg"))
+	if b.String() != "defg" {
+		t.Fatal(b.String())
+	}
+	b.Write([]byte("h"))
+	if b.String() != "efgh" {
+		t.Fatal(b.String())
 	}
 }
 

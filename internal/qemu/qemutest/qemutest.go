@@ -64,8 +64,18 @@ func (g Guest) Append(mode string) string {
 // New returns the guest for arch with a freshly packed initramfs in a test
 // temporary directory, or skips (fails under OSIMAGE_REQUIRE_TOOLS=1) saying
 // how to fetch the files.
+//
+// OSIMAGE_QEMU_FAST=1 skips the tests that boot these guests (a minute or
+// more each under TCG), for mutation testing only; it is refused together
+// with OSIMAGE_REQUIRE_TOOLS=1.
 func New(t testing.TB, arch string) Guest {
 	t.Helper()
+	if os.Getenv("OSIMAGE_QEMU_FAST") == "1" {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatal("OSIMAGE_QEMU_FAST=1 skips guest boots; " + RequireEnv + "=1 forbids skipping")
+		}
+		t.Skip("OSIMAGE_QEMU_FAST=1: guest boots skipped")
+	}
 	deb := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[arch]
 	dir := filepath.Join(ModuleRoot(), ".tools", "guests", deb)
 	kernel, bb := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "busybox")
