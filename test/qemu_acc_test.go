@@ -1,8 +1,12 @@
 package test
 
 import (
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -119,6 +123,84 @@ func TestPackerBootCheckTimeoutFailsWithTheSerialTail(t *testing.T) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(out, "bios")); !os.IsNotExist(err) {
+		t.Errorf("a failed build leaves its output directory: %v", err)
+	}
+}
+
+const qemuSSHTemplate = acc.RequiredPlugins + `
+variable "src"    { type = string }
+variable "out"    { type = string }
+variable "kernel" { type = string }
+variable "initrd" { type = string }
+variable "append" { type = string }
+
+source "osimage-disk" "ssh" {
+  source_image     = var.src
+  arch             = "x86_64"
+  firmware         = "bios"
+  boot_files       = "never"
+  output_directory = var.out
+  communicator     = "ssh"
+  ssh_username     = "root"
+  ssh_password     = "not-used"
+  ssh_timeout      = "90s"
+  qemu {
+    accelerator = "tcg"
+    memory      = 512
+    kernel      = var.kernel
+    initrd      = var.initrd
+    append      = var.append
+  }
+}
+
+build {
+  sources = ["source.osimage-disk.ssh"]
+  provisioner "shell" {
+    inline = ["echo never runs"]
+  }
+}
+`
+
+// The guest has no sshd: the SDK's StepConnect times out, the build fails,
+// QEMU is killed and the port lock is released.
+func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
+	env := acc.Setup(t)
+	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	g := qemutest.New(t, "x86_64")
+	dir := t.TempDir()
+	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
+	out := filepath.Join(dir, "out")
+	acc.WriteTemplate(t, dir, "ssh.pkr.hcl", qemuSSHTemplate)
+	r := env.Run(t, dir, nil, "build", "-var", "src="+d.Path, "-var", "out="+out, "-var", "kernel="+g.Kernel,
+		"-var", "initrd="+g.Initrd, "-var", "append="+g.Append("ignore"), ".")
+	o := r.Output()
+	if r.Err == nil {
+		t.Fatalf("SSH cannot answer, yet the build passed:\n%s", o)
+	}
+	m := regexp.MustCompile(`Guest port 22 is forwarded from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(o)
+	if m == nil {
+		t.Fatalf("the forwarded port is not shown:\n%s", o)
+	}
+	port, _ := strconv.Atoi(m[1])
+	if port < 2222 || port > 4444 {
+		t.Errorf("port %d is outside Packer's range 2222-4444", port)
+	}
+	if !strings.Contains(o, "Timeout waiting for SSH") || !strings.Contains(o, "last 40 lines of the serial console") || !strings.Contains(o, qemutest.Marker+"x86_64") {
+		t.Errorf("want the SDK's SSH timeout and the serial tail:\n%s", o)
+	}
+	if strings.Contains(o, "never runs") {
+		t.Error("the provisioner ran")
+	}
+	if b, _ := exec.Command("pgrep", "-f", "serial0,path="+out).Output(); len(b) != 0 {
+		t.Errorf("QEMU still running: pids %s", b)
+	}
+	// The lock is released: the same port can be locked again.
+	if c, err := net.Listen("tcp", "127.0.0.1:"+m[1]); err != nil {
+		t.Errorf("port %s still taken: %v", m[1], err)
+	} else {
+		c.Close()
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a failed build leaves its output directory: %v", err)
 	}
 }

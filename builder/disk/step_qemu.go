@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/communicator"
@@ -164,9 +165,18 @@ func (s *stepQEMU) Run(ctx context.Context, state multistep.StateBag) multistep.
 	return multistep.ActionContinue
 }
 
-func (s *stepQEMU) Cleanup(multistep.StateBag) {
+func (s *stepQEMU) Cleanup(state multistep.StateBag) {
 	if s.vm != nil {
 		s.vm.Kill()
+		// A later step failed (SSH never answered, a provisioner failed):
+		// show the console's end too, as the qemu package's errors do.
+		var qe *qemu.Error
+		if err, ok := state.Get("error").(error); ok && !errors.As(err, &qe) {
+			if tail := s.vm.Tail(qemu.TailLines); len(tail) > 0 {
+				state.Get("ui").(packersdk.Ui).Say(fmt.Sprintf("last %d lines of the serial console (%s):\n%s",
+					len(tail), s.vm.Launch.SerialLog, strings.Join(tail, "\n")))
+			}
+		}
 	}
 	if s.port != nil {
 		s.port.Close()
