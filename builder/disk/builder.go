@@ -12,9 +12,9 @@
 //	stepPreflight      host and input checks, nothing written yet
 //	stepOutputDir      output directory (deleted first under -force)
 //	stepKiwiBuild      kiwi-ng system build      | stepSourceImage  sparse copy / qemu-img
-//	                   (the QEMU boot and provisioning phase goes here:
-//	                   it needs the disk and must run before boot files
-//	                   and checksums are taken; it sets StateDiskChanged)
+//	stepQEMU           qemu {}: accelerator, firmware, port, QEMU, boot_check
+//	StepConnect, StepProvision, StepCleanupTempKeys   (with a communicator)
+//	stepQEMUShutdown   power-off; sets StateDiskChanged when provisioned
 //	stepBootFiles      kernel, initramfs, rootfs (kis output or extracted), when wanted
 //	stepChecksums      SHA-256 of every file
 package disk
@@ -71,9 +71,13 @@ func (b *Builder) Steps() []multistep.Step {
 		pre.sourceImage, pre.sourceChecksum, pre.qemuImg = c.SourceImage, c.SourceImageChecksum, c.QemuImgPath
 		steps = append(steps, &stepSourceImage{source: c.SourceImage, qemuImg: c.QemuImgPath, disk: disk})
 	}
-	// The QEMU boot/provisioning phase (boot the disk, run provisioners,
-	// shut down) slots in here: after the disk exists, before the boot
-	// files and the checksums are taken from it.
+	// The qemu {} phase (boot the disk, boot_check, provisioners, power
+	// off): after the disk exists, before the boot files and the checksums
+	// are taken from it.
+	if c.QEMU != nil {
+		pre.qemu = &qemuPreflight{binary: c.QEMU.Binary, arch: c.Arch, firmware: c.Firmware, code: c.QEMU.FirmwareCode, vars: c.QEMU.FirmwareVars}
+		steps = append(steps, c.qemuSteps(disk)...)
+	}
 	if c.wantBootFiles() {
 		steps = append(steps, &stepBootFiles{
 			outputDir: c.OutputDirectory, key: c.key(), arch: c.Arch,

@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,KiwiConfig,RepositoryConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,KiwiConfig,RepositoryConfig,QEMUConfig,BootCheckConfig
 //go:generate packer-sdc struct-markdown
 
 package disk
@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
+	"github.com/hashicorp/packer-plugin-sdk/communicator"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
@@ -102,6 +103,16 @@ type Config struct {
 	// build -force` is given: then it is deleted first (safely, even if a
 	// killed KIWI left mounts inside it).
 	OutputDirectory string `mapstructure:"output_directory"`
+
+	// Boot the disk in QEMU after it is made, to run provisioners and/or
+	// check that it boots. See the qemu block below.
+	QEMU *QEMUConfig `mapstructure:"qemu"`
+	// The communicator for provisioners while the disk runs in QEMU
+	// (`ssh`; default `none`: the disk is not booted for provisioning). The
+	// guest's port is forwarded from a free loopback port; give the guest's
+	// credentials with `ssh_username` and `ssh_password` or
+	// `ssh_private_key_file`.
+	Comm communicator.Config `mapstructure:",squash"`
 
 	ctx interpolate.Context
 
@@ -250,6 +261,20 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 
 	for _, err := range c.prepareVariant() {
 		add(err)
+	}
+	if c.Comm.Type == "" {
+		c.Comm.Type = "none"
+	}
+	for _, err := range c.Comm.Prepare(&c.ctx) {
+		add(err)
+	}
+	switch {
+	case c.QEMU != nil:
+		for _, err := range c.QEMU.prepare(c.Arch, c.Firmware, c.Comm.Type) {
+			add(err)
+		}
+	case c.Comm.Type != "none":
+		add(fmt.Errorf("communicator = %q needs a qemu {} block: the disk is only booted there", c.Comm.Type))
 	}
 	switch c.BootFiles = strings.ToLower(strings.TrimSpace(c.BootFiles)); c.BootFiles {
 	case "":

@@ -7,32 +7,107 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
+// FlatBootCheckConfig is an auto-generated flat version of BootCheckConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatBootCheckConfig struct {
+	Expect  *string `mapstructure:"expect" required:"true" cty:"expect" hcl:"expect"`
+	Timeout *string `mapstructure:"timeout" cty:"timeout" hcl:"timeout"`
+}
+
+// FlatMapstructure returns a new FlatBootCheckConfig.
+// FlatBootCheckConfig is an auto-generated flat version of BootCheckConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*BootCheckConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatBootCheckConfig)
+}
+
+// HCL2Spec returns the hcl spec of a BootCheckConfig.
+// This spec is used by HCL to read the fields of BootCheckConfig.
+// The decoded values from this spec will then be applied to a FlatBootCheckConfig.
+func (*FlatBootCheckConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"expect":  &hcldec.AttrSpec{Name: "expect", Type: cty.String, Required: false},
+		"timeout": &hcldec.AttrSpec{Name: "timeout", Type: cty.String, Required: false},
+	}
+	return s
+}
+
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	PackerBuildName     *string           `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType   *string           `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion   *string           `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug         *bool             `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce         *bool             `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError       *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars      map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	Variant             *string           `mapstructure:"variant" cty:"variant" hcl:"variant"`
-	Kiwi                *FlatKiwiConfig   `mapstructure:"kiwi" cty:"kiwi" hcl:"kiwi"`
-	SourceImage         *string           `mapstructure:"source_image" cty:"source_image" hcl:"source_image"`
-	SourceImageChecksum *string           `mapstructure:"source_image_checksum" cty:"source_image_checksum" hcl:"source_image_checksum"`
-	QemuImgPath         *string           `mapstructure:"qemu_img_path" cty:"qemu_img_path" hcl:"qemu_img_path"`
-	Key                 *string           `mapstructure:"key" cty:"key" hcl:"key"`
-	Image               *string           `mapstructure:"image" cty:"image" hcl:"image"`
-	ImageName           *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
-	Arch                *string           `mapstructure:"arch" cty:"arch" hcl:"arch"`
-	Platform            *string           `mapstructure:"platform" cty:"platform" hcl:"platform"`
-	HyperVGeneration    *string           `mapstructure:"hyperv_generation" cty:"hyperv_generation" hcl:"hyperv_generation"`
-	Firmware            *string           `mapstructure:"firmware" cty:"firmware" hcl:"firmware"`
-	DistroVersion       *string           `mapstructure:"distro_version" cty:"distro_version" hcl:"distro_version"`
-	BootFiles           *string           `mapstructure:"boot_files" cty:"boot_files" hcl:"boot_files"`
-	OutputDirectory     *string           `mapstructure:"output_directory" cty:"output_directory" hcl:"output_directory"`
+	PackerBuildName           *string           `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
+	PackerBuilderType         *string           `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
+	PackerCoreVersion         *string           `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
+	PackerDebug               *bool             `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
+	PackerForce               *bool             `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
+	PackerOnError             *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
+	PackerUserVars            map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
+	PackerSensitiveVars       []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Variant                   *string           `mapstructure:"variant" cty:"variant" hcl:"variant"`
+	Kiwi                      *FlatKiwiConfig   `mapstructure:"kiwi" cty:"kiwi" hcl:"kiwi"`
+	SourceImage               *string           `mapstructure:"source_image" cty:"source_image" hcl:"source_image"`
+	SourceImageChecksum       *string           `mapstructure:"source_image_checksum" cty:"source_image_checksum" hcl:"source_image_checksum"`
+	QemuImgPath               *string           `mapstructure:"qemu_img_path" cty:"qemu_img_path" hcl:"qemu_img_path"`
+	Key                       *string           `mapstructure:"key" cty:"key" hcl:"key"`
+	Image                     *string           `mapstructure:"image" cty:"image" hcl:"image"`
+	ImageName                 *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
+	Arch                      *string           `mapstructure:"arch" cty:"arch" hcl:"arch"`
+	Platform                  *string           `mapstructure:"platform" cty:"platform" hcl:"platform"`
+	HyperVGeneration          *string           `mapstructure:"hyperv_generation" cty:"hyperv_generation" hcl:"hyperv_generation"`
+	Firmware                  *string           `mapstructure:"firmware" cty:"firmware" hcl:"firmware"`
+	DistroVersion             *string           `mapstructure:"distro_version" cty:"distro_version" hcl:"distro_version"`
+	BootFiles                 *string           `mapstructure:"boot_files" cty:"boot_files" hcl:"boot_files"`
+	OutputDirectory           *string           `mapstructure:"output_directory" cty:"output_directory" hcl:"output_directory"`
+	QEMU                      *FlatQEMUConfig   `mapstructure:"qemu" cty:"qemu" hcl:"qemu"`
+	Type                      *string           `mapstructure:"communicator" cty:"communicator" hcl:"communicator"`
+	PauseBeforeConnect        *string           `mapstructure:"pause_before_connecting" cty:"pause_before_connecting" hcl:"pause_before_connecting"`
+	SSHHost                   *string           `mapstructure:"ssh_host" cty:"ssh_host" hcl:"ssh_host"`
+	SSHPort                   *int              `mapstructure:"ssh_port" cty:"ssh_port" hcl:"ssh_port"`
+	SSHUsername               *string           `mapstructure:"ssh_username" cty:"ssh_username" hcl:"ssh_username"`
+	SSHPassword               *string           `mapstructure:"ssh_password" cty:"ssh_password" hcl:"ssh_password"`
+	SSHKeyPairName            *string           `mapstructure:"ssh_keypair_name" undocumented:"true" cty:"ssh_keypair_name" hcl:"ssh_keypair_name"`
+	SSHTemporaryKeyPairName   *string           `mapstructure:"temporary_key_pair_name" undocumented:"true" cty:"temporary_key_pair_name" hcl:"temporary_key_pair_name"`
+	SSHTemporaryKeyPairType   *string           `mapstructure:"temporary_key_pair_type" cty:"temporary_key_pair_type" hcl:"temporary_key_pair_type"`
+	SSHTemporaryKeyPairBits   *int              `mapstructure:"temporary_key_pair_bits" cty:"temporary_key_pair_bits" hcl:"temporary_key_pair_bits"`
+	SSHCiphers                []string          `mapstructure:"ssh_ciphers" cty:"ssh_ciphers" hcl:"ssh_ciphers"`
+	SSHClearAuthorizedKeys    *bool             `mapstructure:"ssh_clear_authorized_keys" cty:"ssh_clear_authorized_keys" hcl:"ssh_clear_authorized_keys"`
+	SSHKEXAlgos               []string          `mapstructure:"ssh_key_exchange_algorithms" cty:"ssh_key_exchange_algorithms" hcl:"ssh_key_exchange_algorithms"`
+	SSHPrivateKeyFile         *string           `mapstructure:"ssh_private_key_file" undocumented:"true" cty:"ssh_private_key_file" hcl:"ssh_private_key_file"`
+	SSHCertificateFile        *string           `mapstructure:"ssh_certificate_file" cty:"ssh_certificate_file" hcl:"ssh_certificate_file"`
+	SSHPty                    *bool             `mapstructure:"ssh_pty" cty:"ssh_pty" hcl:"ssh_pty"`
+	SSHTimeout                *string           `mapstructure:"ssh_timeout" cty:"ssh_timeout" hcl:"ssh_timeout"`
+	SSHWaitTimeout            *string           `mapstructure:"ssh_wait_timeout" undocumented:"true" cty:"ssh_wait_timeout" hcl:"ssh_wait_timeout"`
+	SSHAgentAuth              *bool             `mapstructure:"ssh_agent_auth" undocumented:"true" cty:"ssh_agent_auth" hcl:"ssh_agent_auth"`
+	SSHDisableAgentForwarding *bool             `mapstructure:"ssh_disable_agent_forwarding" cty:"ssh_disable_agent_forwarding" hcl:"ssh_disable_agent_forwarding"`
+	SSHHandshakeAttempts      *int              `mapstructure:"ssh_handshake_attempts" cty:"ssh_handshake_attempts" hcl:"ssh_handshake_attempts"`
+	SSHBastionHost            *string           `mapstructure:"ssh_bastion_host" cty:"ssh_bastion_host" hcl:"ssh_bastion_host"`
+	SSHBastionPort            *int              `mapstructure:"ssh_bastion_port" cty:"ssh_bastion_port" hcl:"ssh_bastion_port"`
+	SSHBastionAgentAuth       *bool             `mapstructure:"ssh_bastion_agent_auth" cty:"ssh_bastion_agent_auth" hcl:"ssh_bastion_agent_auth"`
+	SSHBastionUsername        *string           `mapstructure:"ssh_bastion_username" cty:"ssh_bastion_username" hcl:"ssh_bastion_username"`
+	SSHBastionPassword        *string           `mapstructure:"ssh_bastion_password" cty:"ssh_bastion_password" hcl:"ssh_bastion_password"`
+	SSHBastionInteractive     *bool             `mapstructure:"ssh_bastion_interactive" cty:"ssh_bastion_interactive" hcl:"ssh_bastion_interactive"`
+	SSHBastionPrivateKeyFile  *string           `mapstructure:"ssh_bastion_private_key_file" cty:"ssh_bastion_private_key_file" hcl:"ssh_bastion_private_key_file"`
+	SSHBastionCertificateFile *string           `mapstructure:"ssh_bastion_certificate_file" cty:"ssh_bastion_certificate_file" hcl:"ssh_bastion_certificate_file"`
+	SSHFileTransferMethod     *string           `mapstructure:"ssh_file_transfer_method" cty:"ssh_file_transfer_method" hcl:"ssh_file_transfer_method"`
+	SSHProxyHost              *string           `mapstructure:"ssh_proxy_host" cty:"ssh_proxy_host" hcl:"ssh_proxy_host"`
+	SSHProxyPort              *int              `mapstructure:"ssh_proxy_port" cty:"ssh_proxy_port" hcl:"ssh_proxy_port"`
+	SSHProxyUsername          *string           `mapstructure:"ssh_proxy_username" cty:"ssh_proxy_username" hcl:"ssh_proxy_username"`
+	SSHProxyPassword          *string           `mapstructure:"ssh_proxy_password" cty:"ssh_proxy_password" hcl:"ssh_proxy_password"`
+	SSHKeepAliveInterval      *string           `mapstructure:"ssh_keep_alive_interval" cty:"ssh_keep_alive_interval" hcl:"ssh_keep_alive_interval"`
+	SSHReadWriteTimeout       *string           `mapstructure:"ssh_read_write_timeout" cty:"ssh_read_write_timeout" hcl:"ssh_read_write_timeout"`
+	SSHRemoteTunnels          []string          `mapstructure:"ssh_remote_tunnels" cty:"ssh_remote_tunnels" hcl:"ssh_remote_tunnels"`
+	SSHLocalTunnels           []string          `mapstructure:"ssh_local_tunnels" cty:"ssh_local_tunnels" hcl:"ssh_local_tunnels"`
+	SSHPublicKey              []byte            `mapstructure:"ssh_public_key" undocumented:"true" cty:"ssh_public_key" hcl:"ssh_public_key"`
+	SSHPrivateKey             []byte            `mapstructure:"ssh_private_key" undocumented:"true" cty:"ssh_private_key" hcl:"ssh_private_key"`
+	WinRMUser                 *string           `mapstructure:"winrm_username" cty:"winrm_username" hcl:"winrm_username"`
+	WinRMPassword             *string           `mapstructure:"winrm_password" cty:"winrm_password" hcl:"winrm_password"`
+	WinRMHost                 *string           `mapstructure:"winrm_host" cty:"winrm_host" hcl:"winrm_host"`
+	WinRMNoProxy              *bool             `mapstructure:"winrm_no_proxy" cty:"winrm_no_proxy" hcl:"winrm_no_proxy"`
+	WinRMPort                 *int              `mapstructure:"winrm_port" cty:"winrm_port" hcl:"winrm_port"`
+	WinRMTimeout              *string           `mapstructure:"winrm_timeout" cty:"winrm_timeout" hcl:"winrm_timeout"`
+	WinRMUseSSL               *bool             `mapstructure:"winrm_use_ssl" cty:"winrm_use_ssl" hcl:"winrm_use_ssl"`
+	WinRMInsecure             *bool             `mapstructure:"winrm_insecure" cty:"winrm_insecure" hcl:"winrm_insecure"`
+	WinRMUseNTLM              *bool             `mapstructure:"winrm_use_ntlm" cty:"winrm_use_ntlm" hcl:"winrm_use_ntlm"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -47,29 +122,79 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"packer_build_name":          &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
-		"packer_builder_type":        &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
-		"packer_core_version":        &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
-		"packer_debug":               &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
-		"packer_force":               &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
-		"packer_on_error":            &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
-		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
-		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
-		"variant":                    &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
-		"kiwi":                       &hcldec.BlockSpec{TypeName: "kiwi", Nested: hcldec.ObjectSpec((*FlatKiwiConfig)(nil).HCL2Spec())},
-		"source_image":               &hcldec.AttrSpec{Name: "source_image", Type: cty.String, Required: false},
-		"source_image_checksum":      &hcldec.AttrSpec{Name: "source_image_checksum", Type: cty.String, Required: false},
-		"qemu_img_path":              &hcldec.AttrSpec{Name: "qemu_img_path", Type: cty.String, Required: false},
-		"key":                        &hcldec.AttrSpec{Name: "key", Type: cty.String, Required: false},
-		"image":                      &hcldec.AttrSpec{Name: "image", Type: cty.String, Required: false},
-		"image_name":                 &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
-		"arch":                       &hcldec.AttrSpec{Name: "arch", Type: cty.String, Required: false},
-		"platform":                   &hcldec.AttrSpec{Name: "platform", Type: cty.String, Required: false},
-		"hyperv_generation":          &hcldec.AttrSpec{Name: "hyperv_generation", Type: cty.String, Required: false},
-		"firmware":                   &hcldec.AttrSpec{Name: "firmware", Type: cty.String, Required: false},
-		"distro_version":             &hcldec.AttrSpec{Name: "distro_version", Type: cty.String, Required: false},
-		"boot_files":                 &hcldec.AttrSpec{Name: "boot_files", Type: cty.String, Required: false},
-		"output_directory":           &hcldec.AttrSpec{Name: "output_directory", Type: cty.String, Required: false},
+		"packer_build_name":            &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
+		"packer_builder_type":          &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
+		"packer_core_version":          &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
+		"packer_debug":                 &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
+		"packer_force":                 &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
+		"packer_on_error":              &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
+		"packer_user_variables":        &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
+		"packer_sensitive_variables":   &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
+		"variant":                      &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
+		"kiwi":                         &hcldec.BlockSpec{TypeName: "kiwi", Nested: hcldec.ObjectSpec((*FlatKiwiConfig)(nil).HCL2Spec())},
+		"source_image":                 &hcldec.AttrSpec{Name: "source_image", Type: cty.String, Required: false},
+		"source_image_checksum":        &hcldec.AttrSpec{Name: "source_image_checksum", Type: cty.String, Required: false},
+		"qemu_img_path":                &hcldec.AttrSpec{Name: "qemu_img_path", Type: cty.String, Required: false},
+		"key":                          &hcldec.AttrSpec{Name: "key", Type: cty.String, Required: false},
+		"image":                        &hcldec.AttrSpec{Name: "image", Type: cty.String, Required: false},
+		"image_name":                   &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
+		"arch":                         &hcldec.AttrSpec{Name: "arch", Type: cty.String, Required: false},
+		"platform":                     &hcldec.AttrSpec{Name: "platform", Type: cty.String, Required: false},
+		"hyperv_generation":            &hcldec.AttrSpec{Name: "hyperv_generation", Type: cty.String, Required: false},
+		"firmware":                     &hcldec.AttrSpec{Name: "firmware", Type: cty.String, Required: false},
+		"distro_version":               &hcldec.AttrSpec{Name: "distro_version", Type: cty.String, Required: false},
+		"boot_files":                   &hcldec.AttrSpec{Name: "boot_files", Type: cty.String, Required: false},
+		"output_directory":             &hcldec.AttrSpec{Name: "output_directory", Type: cty.String, Required: false},
+		"qemu":                         &hcldec.BlockSpec{TypeName: "qemu", Nested: hcldec.ObjectSpec((*FlatQEMUConfig)(nil).HCL2Spec())},
+		"communicator":                 &hcldec.AttrSpec{Name: "communicator", Type: cty.String, Required: false},
+		"pause_before_connecting":      &hcldec.AttrSpec{Name: "pause_before_connecting", Type: cty.String, Required: false},
+		"ssh_host":                     &hcldec.AttrSpec{Name: "ssh_host", Type: cty.String, Required: false},
+		"ssh_port":                     &hcldec.AttrSpec{Name: "ssh_port", Type: cty.Number, Required: false},
+		"ssh_username":                 &hcldec.AttrSpec{Name: "ssh_username", Type: cty.String, Required: false},
+		"ssh_password":                 &hcldec.AttrSpec{Name: "ssh_password", Type: cty.String, Required: false},
+		"ssh_keypair_name":             &hcldec.AttrSpec{Name: "ssh_keypair_name", Type: cty.String, Required: false},
+		"temporary_key_pair_name":      &hcldec.AttrSpec{Name: "temporary_key_pair_name", Type: cty.String, Required: false},
+		"temporary_key_pair_type":      &hcldec.AttrSpec{Name: "temporary_key_pair_type", Type: cty.String, Required: false},
+		"temporary_key_pair_bits":      &hcldec.AttrSpec{Name: "temporary_key_pair_bits", Type: cty.Number, Required: false},
+		"ssh_ciphers":                  &hcldec.AttrSpec{Name: "ssh_ciphers", Type: cty.List(cty.String), Required: false},
+		"ssh_clear_authorized_keys":    &hcldec.AttrSpec{Name: "ssh_clear_authorized_keys", Type: cty.Bool, Required: false},
+		"ssh_key_exchange_algorithms":  &hcldec.AttrSpec{Name: "ssh_key_exchange_algorithms", Type: cty.List(cty.String), Required: false},
+		"ssh_private_key_file":         &hcldec.AttrSpec{Name: "ssh_private_key_file", Type: cty.String, Required: false},
+		"ssh_certificate_file":         &hcldec.AttrSpec{Name: "ssh_certificate_file", Type: cty.String, Required: false},
+		"ssh_pty":                      &hcldec.AttrSpec{Name: "ssh_pty", Type: cty.Bool, Required: false},
+		"ssh_timeout":                  &hcldec.AttrSpec{Name: "ssh_timeout", Type: cty.String, Required: false},
+		"ssh_wait_timeout":             &hcldec.AttrSpec{Name: "ssh_wait_timeout", Type: cty.String, Required: false},
+		"ssh_agent_auth":               &hcldec.AttrSpec{Name: "ssh_agent_auth", Type: cty.Bool, Required: false},
+		"ssh_disable_agent_forwarding": &hcldec.AttrSpec{Name: "ssh_disable_agent_forwarding", Type: cty.Bool, Required: false},
+		"ssh_handshake_attempts":       &hcldec.AttrSpec{Name: "ssh_handshake_attempts", Type: cty.Number, Required: false},
+		"ssh_bastion_host":             &hcldec.AttrSpec{Name: "ssh_bastion_host", Type: cty.String, Required: false},
+		"ssh_bastion_port":             &hcldec.AttrSpec{Name: "ssh_bastion_port", Type: cty.Number, Required: false},
+		"ssh_bastion_agent_auth":       &hcldec.AttrSpec{Name: "ssh_bastion_agent_auth", Type: cty.Bool, Required: false},
+		"ssh_bastion_username":         &hcldec.AttrSpec{Name: "ssh_bastion_username", Type: cty.String, Required: false},
+		"ssh_bastion_password":         &hcldec.AttrSpec{Name: "ssh_bastion_password", Type: cty.String, Required: false},
+		"ssh_bastion_interactive":      &hcldec.AttrSpec{Name: "ssh_bastion_interactive", Type: cty.Bool, Required: false},
+		"ssh_bastion_private_key_file": &hcldec.AttrSpec{Name: "ssh_bastion_private_key_file", Type: cty.String, Required: false},
+		"ssh_bastion_certificate_file": &hcldec.AttrSpec{Name: "ssh_bastion_certificate_file", Type: cty.String, Required: false},
+		"ssh_file_transfer_method":     &hcldec.AttrSpec{Name: "ssh_file_transfer_method", Type: cty.String, Required: false},
+		"ssh_proxy_host":               &hcldec.AttrSpec{Name: "ssh_proxy_host", Type: cty.String, Required: false},
+		"ssh_proxy_port":               &hcldec.AttrSpec{Name: "ssh_proxy_port", Type: cty.Number, Required: false},
+		"ssh_proxy_username":           &hcldec.AttrSpec{Name: "ssh_proxy_username", Type: cty.String, Required: false},
+		"ssh_proxy_password":           &hcldec.AttrSpec{Name: "ssh_proxy_password", Type: cty.String, Required: false},
+		"ssh_keep_alive_interval":      &hcldec.AttrSpec{Name: "ssh_keep_alive_interval", Type: cty.String, Required: false},
+		"ssh_read_write_timeout":       &hcldec.AttrSpec{Name: "ssh_read_write_timeout", Type: cty.String, Required: false},
+		"ssh_remote_tunnels":           &hcldec.AttrSpec{Name: "ssh_remote_tunnels", Type: cty.List(cty.String), Required: false},
+		"ssh_local_tunnels":            &hcldec.AttrSpec{Name: "ssh_local_tunnels", Type: cty.List(cty.String), Required: false},
+		"ssh_public_key":               &hcldec.AttrSpec{Name: "ssh_public_key", Type: cty.List(cty.Number), Required: false},
+		"ssh_private_key":              &hcldec.AttrSpec{Name: "ssh_private_key", Type: cty.List(cty.Number), Required: false},
+		"winrm_username":               &hcldec.AttrSpec{Name: "winrm_username", Type: cty.String, Required: false},
+		"winrm_password":               &hcldec.AttrSpec{Name: "winrm_password", Type: cty.String, Required: false},
+		"winrm_host":                   &hcldec.AttrSpec{Name: "winrm_host", Type: cty.String, Required: false},
+		"winrm_no_proxy":               &hcldec.AttrSpec{Name: "winrm_no_proxy", Type: cty.Bool, Required: false},
+		"winrm_port":                   &hcldec.AttrSpec{Name: "winrm_port", Type: cty.Number, Required: false},
+		"winrm_timeout":                &hcldec.AttrSpec{Name: "winrm_timeout", Type: cty.String, Required: false},
+		"winrm_use_ssl":                &hcldec.AttrSpec{Name: "winrm_use_ssl", Type: cty.Bool, Required: false},
+		"winrm_insecure":               &hcldec.AttrSpec{Name: "winrm_insecure", Type: cty.Bool, Required: false},
+		"winrm_use_ntlm":               &hcldec.AttrSpec{Name: "winrm_use_ntlm", Type: cty.Bool, Required: false},
 	}
 	return s
 }
@@ -119,6 +244,57 @@ func (*FlatKiwiConfig) HCL2Spec() map[string]hcldec.Spec {
 		"extra_global_args": &hcldec.AttrSpec{Name: "extra_global_args", Type: cty.List(cty.String), Required: false},
 		"extra_build_args":  &hcldec.AttrSpec{Name: "extra_build_args", Type: cty.List(cty.String), Required: false},
 		"log_level":         &hcldec.AttrSpec{Name: "log_level", Type: cty.Number, Required: false},
+	}
+	return s
+}
+
+// FlatQEMUConfig is an auto-generated flat version of QEMUConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatQEMUConfig struct {
+	Binary          *string              `mapstructure:"binary" cty:"binary" hcl:"binary"`
+	Machine         *string              `mapstructure:"machine" cty:"machine" hcl:"machine"`
+	CPUModel        *string              `mapstructure:"cpu_model" cty:"cpu_model" hcl:"cpu_model"`
+	Memory          *int                 `mapstructure:"memory" cty:"memory" hcl:"memory"`
+	CPUs            *int                 `mapstructure:"cpus" cty:"cpus" hcl:"cpus"`
+	Accelerator     *string              `mapstructure:"accelerator" cty:"accelerator" hcl:"accelerator"`
+	FirmwareCode    *string              `mapstructure:"firmware_code" cty:"firmware_code" hcl:"firmware_code"`
+	FirmwareVars    *string              `mapstructure:"firmware_vars" cty:"firmware_vars" hcl:"firmware_vars"`
+	ExtraArgs       []string             `mapstructure:"extra_args" cty:"extra_args" hcl:"extra_args"`
+	Kernel          *string              `mapstructure:"kernel" cty:"kernel" hcl:"kernel"`
+	Initrd          *string              `mapstructure:"initrd" cty:"initrd" hcl:"initrd"`
+	Append          *string              `mapstructure:"append" cty:"append" hcl:"append"`
+	ShutdownCommand *string              `mapstructure:"shutdown_command" cty:"shutdown_command" hcl:"shutdown_command"`
+	ShutdownTimeout *string              `mapstructure:"shutdown_timeout" cty:"shutdown_timeout" hcl:"shutdown_timeout"`
+	BootCheck       *FlatBootCheckConfig `mapstructure:"boot_check" cty:"boot_check" hcl:"boot_check"`
+}
+
+// FlatMapstructure returns a new FlatQEMUConfig.
+// FlatQEMUConfig is an auto-generated flat version of QEMUConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*QEMUConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatQEMUConfig)
+}
+
+// HCL2Spec returns the hcl spec of a QEMUConfig.
+// This spec is used by HCL to read the fields of QEMUConfig.
+// The decoded values from this spec will then be applied to a FlatQEMUConfig.
+func (*FlatQEMUConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"binary":           &hcldec.AttrSpec{Name: "binary", Type: cty.String, Required: false},
+		"machine":          &hcldec.AttrSpec{Name: "machine", Type: cty.String, Required: false},
+		"cpu_model":        &hcldec.AttrSpec{Name: "cpu_model", Type: cty.String, Required: false},
+		"memory":           &hcldec.AttrSpec{Name: "memory", Type: cty.Number, Required: false},
+		"cpus":             &hcldec.AttrSpec{Name: "cpus", Type: cty.Number, Required: false},
+		"accelerator":      &hcldec.AttrSpec{Name: "accelerator", Type: cty.String, Required: false},
+		"firmware_code":    &hcldec.AttrSpec{Name: "firmware_code", Type: cty.String, Required: false},
+		"firmware_vars":    &hcldec.AttrSpec{Name: "firmware_vars", Type: cty.String, Required: false},
+		"extra_args":       &hcldec.AttrSpec{Name: "extra_args", Type: cty.List(cty.String), Required: false},
+		"kernel":           &hcldec.AttrSpec{Name: "kernel", Type: cty.String, Required: false},
+		"initrd":           &hcldec.AttrSpec{Name: "initrd", Type: cty.String, Required: false},
+		"append":           &hcldec.AttrSpec{Name: "append", Type: cty.String, Required: false},
+		"shutdown_command": &hcldec.AttrSpec{Name: "shutdown_command", Type: cty.String, Required: false},
+		"shutdown_timeout": &hcldec.AttrSpec{Name: "shutdown_timeout", Type: cty.String, Required: false},
+		"boot_check":       &hcldec.BlockSpec{TypeName: "boot_check", Nested: hcldec.ObjectSpec((*FlatBootCheckConfig)(nil).HCL2Spec())},
 	}
 	return s
 }

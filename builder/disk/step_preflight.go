@@ -33,11 +33,18 @@ type stepPreflight struct {
 	sourceChecksum string
 	qemuImg        string
 
+	qemu *qemuPreflight // nil: no qemu {} phase
+
 	bootFiles bool   // kernel, initramfs and rootfs will be extracted
 	key       string // for messages
 }
 
 func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	if s.qemu != nil {
+		if err := s.qemu.check(); err != nil {
+			return halt(state, err)
+		}
+	}
 	if s.kiwi != nil {
 		r := &kiwi.Runner{Binary: s.kiwiBinary}
 		if err := kiwiPreflight(r, *s.kiwi); err != nil {

@@ -1,0 +1,206 @@
+package test
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/osimage/packer-plugin-osimage/builder/disk/disktest"
+	"github.com/osimage/packer-plugin-osimage/internal/qemu/qemutest"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/test/acc"
+)
+
+// Two variants booted side by side (Packer runs a template's builds in
+// parallel): one with SeaBIOS, one with UEFI. The guest is Debian's kernel
+// with a busybox initramfs (direct kernel boot) on a disk made by the test.
+const qemuBootCheckTemplate = acc.RequiredPlugins + `
+variable "src"    { type = string }
+variable "out"    { type = string }
+variable "kernel" { type = string }
+variable "initrd" { type = string }
+variable "append" { type = string }
+variable "expect" { type = string }
+variable "wait"   { type = string }
+
+source "osimage-disk" "check" {
+  source_image = var.src
+  arch         = "x86_64"
+  boot_files   = "never"
+  communicator = "none"
+  qemu {
+    accelerator = "auto"
+    memory      = 512
+    kernel      = var.kernel
+    initrd      = var.initrd
+    append      = var.append
+    shutdown_timeout = "1m"
+    boot_check {
+      expect  = var.expect
+      timeout = var.wait
+    }
+  }
+}
+
+build {
+  source "source.osimage-disk.check" {
+    name             = "bios"
+    key              = "check-bios"
+    firmware         = "bios"
+    output_directory = "${var.out}/bios"
+  }
+  source "source.osimage-disk.check" {
+    name             = "uefi"
+    key              = "check-uefi"
+    firmware         = "uefi"
+    output_directory = "${var.out}/uefi"
+  }
+}
+`
+
+func TestPackerBootChecksTwoVariantsSideBySideWithoutChangingTheDisk(t *testing.T) {
+	env := acc.Setup(t)
+	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	g := qemutest.New(t, "x86_64")
+	dir := t.TempDir()
+	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
+	out := filepath.Join(dir, "out")
+	acc.WriteTemplate(t, dir, "qemu.pkr.hcl", qemuBootCheckTemplate)
+	vars := []string{"-var", "src=" + d.Path, "-var", "out=" + out, "-var", "kernel=" + g.Kernel, "-var", "initrd=" + g.Initrd,
+		"-var", "append=" + g.Append("powerdown"), "-var", "expect=" + qemutest.Marker + "x86_64", "-var", "wait=8m"}
+	srcSum := fileSHA256(t, d.Path)
+
+	r := env.MustRun(t, dir, nil, append([]string{"build"}, append(vars, ".")...)...)
+	o := r.Output()
+	for _, want := range []string{"QEMU accelerator: ", "boot_check passed", "QEMU exited", "bios firmware", "uefi firmware"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if _, err := os.Stat("/dev/kvm"); err != nil && !strings.Contains(o, "QEMU accelerator: TCG: KVM is not usable here") {
+		t.Errorf("without /dev/kvm auto must say it takes TCG and why:\n%s", o)
+	}
+	for _, v := range []string{"bios", "uefi"} {
+		log, err := os.ReadFile(filepath.Join(out, v, "serial.log"))
+		if err != nil || !strings.Contains(string(log), qemutest.Marker+"x86_64") {
+			t.Errorf("%s: serial.log lacks the marker: %v\n%s", v, err, log)
+		}
+		if !strings.Contains(o, filepath.Join(out, v, "serial.log")) {
+			t.Errorf("%s: the artifact does not list serial.log", v)
+		}
+		if got := fileSHA256(t, filepath.Join(out, v, "check-"+v+".raw")); got != srcSum {
+			t.Errorf("%s: boot_check changed the disk (it runs on a snapshot)", v)
+		}
+	}
+	if ents, _ := filepath.Glob(filepath.Join(os.TempDir(), "osimage-qemu-*")); len(ents) != 0 {
+		t.Errorf("temporary QEMU directories left behind: %v", ents)
+	}
+}
+
+func TestPackerBootCheckTimeoutFailsWithTheSerialTail(t *testing.T) {
+	env := acc.Setup(t)
+	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	g := qemutest.New(t, "x86_64")
+	dir := t.TempDir()
+	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
+	out := filepath.Join(dir, "out")
+	acc.WriteTemplate(t, dir, "qemu.pkr.hcl", qemuBootCheckTemplate)
+	vars := []string{"-var", "src=" + d.Path, "-var", "out=" + out, "-var", "kernel=" + g.Kernel, "-var", "initrd=" + g.Initrd,
+		"-var", "append=" + g.Append("ignore"), "-var", "expect=login:", "-var", "wait=90s"}
+	r := env.Run(t, dir, nil, append([]string{"build", "-only=*.bios"}, append(vars, ".")...)...)
+	o := r.Output()
+	if r.Err == nil {
+		t.Fatalf("a boot_check that never matches must fail the build:\n%s", o)
+	}
+	for _, want := range []string{"boot_check: timed out after 1m30s", `"login:"`, "last 40 lines of the serial console", "osimage-guest line 45"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q:\n%s", want, o)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "bios")); !os.IsNotExist(err) {
+		t.Errorf("a failed build leaves its output directory: %v", err)
+	}
+}
+
+const qemuSSHTemplate = acc.RequiredPlugins + `
+variable "src"    { type = string }
+variable "out"    { type = string }
+variable "kernel" { type = string }
+variable "initrd" { type = string }
+variable "append" { type = string }
+
+source "osimage-disk" "ssh" {
+  source_image     = var.src
+  arch             = "x86_64"
+  firmware         = "bios"
+  boot_files       = "never"
+  output_directory = var.out
+  communicator     = "ssh"
+  ssh_username     = "root"
+  ssh_password     = "not-used"
+  ssh_timeout      = "90s"
+  qemu {
+    accelerator = "tcg"
+    memory      = 512
+    kernel      = var.kernel
+    initrd      = var.initrd
+    append      = var.append
+  }
+}
+
+build {
+  sources = ["source.osimage-disk.ssh"]
+  provisioner "shell" {
+    inline = ["echo never runs"]
+  }
+}
+`
+
+// The guest has no sshd: the SDK's StepConnect times out, the build fails,
+// QEMU is killed and the port lock is released.
+func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
+	env := acc.Setup(t)
+	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	g := qemutest.New(t, "x86_64")
+	dir := t.TempDir()
+	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
+	out := filepath.Join(dir, "out")
+	acc.WriteTemplate(t, dir, "ssh.pkr.hcl", qemuSSHTemplate)
+	r := env.Run(t, dir, nil, "build", "-var", "src="+d.Path, "-var", "out="+out, "-var", "kernel="+g.Kernel,
+		"-var", "initrd="+g.Initrd, "-var", "append="+g.Append("ignore"), ".")
+	o := r.Output()
+	if r.Err == nil {
+		t.Fatalf("SSH cannot answer, yet the build passed:\n%s", o)
+	}
+	m := regexp.MustCompile(`Guest port 22 is forwarded from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(o)
+	if m == nil {
+		t.Fatalf("the forwarded port is not shown:\n%s", o)
+	}
+	port, _ := strconv.Atoi(m[1])
+	if port < 2222 || port > 4444 {
+		t.Errorf("port %d is outside Packer's range 2222-4444", port)
+	}
+	if !strings.Contains(o, "Timeout waiting for SSH") || !strings.Contains(o, "last 40 lines of the serial console") || !strings.Contains(o, qemutest.Marker+"x86_64") {
+		t.Errorf("want the SDK's SSH timeout and the serial tail:\n%s", o)
+	}
+	if strings.Contains(o, "never runs") {
+		t.Error("the provisioner ran")
+	}
+	if b, _ := exec.Command("pgrep", "-f", "serial0,path="+out).Output(); len(b) != 0 {
+		t.Errorf("QEMU still running: pids %s", b)
+	}
+	// The lock is released: the same port can be locked again.
+	if c, err := net.Listen("tcp", "127.0.0.1:"+m[1]); err != nil {
+		t.Errorf("port %s still taken: %v", m[1], err)
+	} else {
+		c.Close()
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed build leaves its output directory: %v", err)
+	}
+}
