@@ -58,14 +58,19 @@ definition = { path = "x.kiwi" }
 	}
 }
 
-// A tree without [distros] tables accepts any distro name: its variants
-// carry the name and no version.
-func TestDistroOptionOnATreeWithoutDistrosNamesTheDistro(t *testing.T) {
-	dir := writeTree(t, map[string]string{"images.toml": kiwiImage, "img.kiwi": "x"})
+// A tree without [distros] tables accepts any distro name, from the
+// options or the image, without a warning: its variants carry the name and
+// no version.
+func TestDistroNameOnATreeWithoutDistrosIsTakenAsGiven(t *testing.T) {
+	dir := writeTree(t, map[string]string{"images.toml": kiwiImage + "[images.fed]\ndistro = \"fedora\"\ndefinition = { path = \"img.kiwi\" }\n", "img.kiwi": "x"})
 	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
-	vs, _ := mustExpand(t, tr, Options{Distro: "azl"})
+	vs, ws := mustExpand(t, tr, Options{Distro: "azl"})
 	if len(vs) != 1 || vs[0].Distro != "azl" || vs[0].DistroVersion != "" {
-		t.Errorf("variants = %+v, want one of distro azl without a version", vs)
+		t.Errorf("variants = %+v, want one of distro azl without a version (fed is dropped)", vs)
+	}
+	vs, ws2 := mustExpand(t, tr, Options{})
+	if len(vs) != 2 || vs[0].Distro != "fedora" || len(ws)+len(ws2) != 0 {
+		t.Errorf("variants = %+v, warnings %v %v; want fed of distro fedora and no warnings", vs, ws, ws2)
 	}
 }
 
