@@ -136,3 +136,17 @@ func TestConfigErrorMatchesItsKindAndItsCause(t *testing.T) {
 		t.Errorf("a ConfigError without a cause matches kinds other than its own")
 	}
 }
+
+// A variant key keeps ASCII letters (A to Z, a to z), digits, ".", "_" and
+// "-" and turns every other character into "_".
+func TestVariantKeyKeepsLettersDigitsDotUnderscoreDash(t *testing.T) {
+	dir := writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": kiwiImage +
+		`variants.v = ["AZaz09._-", "@[\u0060{/:+ é"]` + "\n"})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, _ := mustExpand(t, tr, Options{})
+	got := keysOf(vs)
+	want := []string{"img-x86_64-virtualization-AZaz09._-", "img-x86_64-virtualization-_________"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("keys = %q, want %q", got, want)
+	}
+}

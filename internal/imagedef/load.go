@@ -90,7 +90,7 @@ func (r *includeRef) errAt(kind error, format string, args ...any) *ConfigError 
 }
 
 func (l *loader) load(rootRel string) (*Tree, []Warning, error) {
-	l.seen = map[string]bool{}
+	l.seen, l.listings = map[string]bool{}, map[string][]fs.DirEntry{}
 	if err := l.visit(rootRel, nil, nil); err != nil {
 		return nil, nil, err
 	}
@@ -168,9 +168,6 @@ func (l *loader) listAhead(dirs []string) {
 	forEach(len(todo), func(i int) { listed[i], errs[i] = fs.ReadDir(l.fsys, todo[i]) })
 	for i, d := range todo {
 		if errs[i] == nil {
-			if l.listings == nil {
-				l.listings = map[string][]fs.DirEntry{}
-			}
 			l.listings[d] = listed[i]
 		}
 	}
@@ -240,9 +237,6 @@ func (l *loader) readDir(dir string) ([]fs.DirEntry, error) {
 			return nil, err
 		}
 		entries = nil
-	}
-	if l.listings == nil {
-		l.listings = map[string][]fs.DirEntry{}
 	}
 	l.listings[dir] = entries
 	return entries, nil
