@@ -2,11 +2,13 @@ package imagedef
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // badCase is one broken tree and the error it must give.
@@ -197,7 +199,8 @@ var badCases = []badCase{
 	{
 		name:  "duplicate variant keys",
 		files: map[string]string{"images.toml": kiwiImage + "variants.size = [\"x y\", \"x_y\"]\n"},
-		opts:  &Options{}, kind: ErrDuplicateKey, key: "images.img", msgHas: []string{`"img-x86_64-virtualization-x_y"`},
+		opts:  &Options{}, kind: ErrDuplicateKey, key: "images.img", msgHas: []string{
+			`"img-x86_64-virtualization-x_y" of image img (arch=x86_64, platform=virtualization, size=x_y) is also the key of image img (arch=x86_64, platform=virtualization, size=x y)`},
 	},
 	{
 		name:  "aarch64 with generation 1 and no exclude rule",
@@ -622,5 +625,30 @@ set.description = "x"
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// failingFS is a tree in memory whose directory "bad" cannot be listed.
+type failingFS struct{ fstest.MapFS }
+
+func (f failingFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if name == "bad" {
+		return nil, &fs.PathError{Op: "readdirent", Path: name, Err: errors.New("input/output error")}
+	}
+	return f.MapFS.ReadDir(name)
+}
+
+// A directory a glob must walk but cannot list is an error naming the glob,
+// never a silent "no match".
+func TestDirectoryAGlobCannotListIsAnError(t *testing.T) {
+	fsys := failingFS{fstest.MapFS{
+		"root.toml":  {Data: []byte(`includes = ["**/*.image.toml"]`)},
+		"ok/a.toml":  {Data: []byte("")},
+		"bad/b.toml": {Data: []byte("")},
+	}}
+	l := &loader{fsys: fsys, rootDir: "/mem", stat: func(string) (bool, error) { return false, nil }}
+	_, _, err := l.load("root.toml")
+	if !errors.Is(err, ErrRead) || !strings.Contains(err.Error(), `cannot expand glob "**/*.image.toml": input/output error`) {
+		t.Errorf("err = %v, want ErrRead naming the glob and the cause", err)
 	}
 }

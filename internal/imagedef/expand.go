@@ -346,7 +346,7 @@ type imageResult struct {
 	err      error      // stops the image at its last combination
 
 	combos, excluded, onlyDropped, skipDropped int
-	onlySeen, skipSeen                         []int // matches per Options.Only and Skip entry
+	onlySeen, skipSeen                         []bool // whether each Options.Only and Skip entry matched
 }
 
 type comboKey struct {
@@ -401,11 +401,11 @@ func (e *expander) apply(img *Image, r *imageResult) error {
 	e.excluded += r.excluded
 	e.onlyDropped += r.onlyDropped
 	e.skipDropped += r.skipDropped
-	for j, n := range r.onlySeen {
-		e.only[j].seen += n
+	for j, seen := range r.onlySeen {
+		e.only[j].seen = e.only[j].seen || seen
 	}
-	for j, n := range r.skipSeen {
-		e.skip[j].seen += n
+	for j, seen := range r.skipSeen {
+		e.skip[j].seen = e.skip[j].seen || seen
 	}
 	for _, k := range r.keys {
 		if prev, ok := e.keys[k.key]; ok {
@@ -430,7 +430,7 @@ func (e *expander) apply(img *Image, r *imageResult) error {
 // expandImage works out the combinations of img. It reads e but does not
 // change it.
 func (e *expander) expandImage(img *Image) imageResult {
-	r := imageResult{onlySeen: make([]int, len(e.only)), skipSeen: make([]int, len(e.skip))}
+	r := imageResult{onlySeen: make([]bool, len(e.only)), skipSeen: make([]bool, len(e.skip))}
 	if e.dropped(img) {
 		return r
 	}
@@ -545,7 +545,7 @@ func (e *expander) combination(run *imageRun, combo int, vals []string) bool {
 	keep := true
 	for j, f := range e.only {
 		if f.matches(img, key, vals) {
-			r.onlySeen[j]++
+			r.onlySeen[j] = true
 		} else {
 			keep = false
 		}
@@ -556,7 +556,7 @@ func (e *expander) combination(run *imageRun, combo int, vals []string) bool {
 	}
 	for j, f := range e.skip {
 		if f.matches(img, key, vals) {
-			r.skipSeen[j]++
+			r.skipSeen[j] = true
 			keep = false
 		}
 	}
@@ -662,14 +662,7 @@ func variantKey(img *Image, vals []string) string {
 		}
 		parts = append(parts, v)
 	}
-	// Sized first, so the key is built in one allocation (writeKeyPart
-	// never writes more bytes than it is given).
-	n := len(parts) - 1
-	for _, p := range parts {
-		n += len(p)
-	}
 	var b strings.Builder
-	b.Grow(n)
 	for i, p := range parts {
 		if i > 0 {
 			b.WriteByte('-')
@@ -924,7 +917,7 @@ func (e *expander) finish() error {
 		}
 	}
 	for _, f := range e.skip {
-		if f.seen == 0 && len(e.out) > 0 {
+		if !f.seen && len(e.out) > 0 {
 			if err := e.warn(ErrNoVariants, Warning{Key: "skip", Msg: fmt.Sprintf("skip entry %q matches no variant", f.raw)}); err != nil {
 				return err
 			}
@@ -952,7 +945,7 @@ func (e *expander) emptyReport() string {
 		fmt.Fprintf(&b, "; only %s removed %d", quoteList(e.opts.Only), e.onlyDropped)
 		var none []string
 		for _, f := range e.only {
-			if f.seen == 0 {
+			if !f.seen {
 				none = append(none, strconv.Quote(f.raw))
 			}
 		}
@@ -980,7 +973,7 @@ func quoteList(l []string) string {
 type filterEntry struct {
 	raw   string
 	canon [numBuiltins]string
-	seen  int // variants this entry matched
+	seen  bool // the entry matched a variant
 }
 
 func compileFilters(list []string) []*filterEntry {

@@ -34,8 +34,9 @@ func validGlob(pattern string) error {
 // order, and the directory the walk started from. Besides path.Match syntax
 // (`*`, `?`, `[...]`), a segment `**` matches zero or more directories.
 // Symbolic links to directories are not followed; links lists the matches
-// that are symbolic links. readDir lists a directory, sorted by name.
-func globFS(readDir func(dir string) ([]fs.DirEntry, error), pattern string) (matches []string, start string, links []string, err error) {
+// that are symbolic links. readDir lists a directory, sorted by name;
+// listAhead may list, in advance, the directories the walk is about to read.
+func globFS(readDir func(dir string) ([]fs.DirEntry, error), listAhead func(dirs []string), pattern string) (matches []string, start string, links []string, err error) {
 	segs := strings.Split(pattern, "/")
 	// Start at the longest prefix without meta characters.
 	i := 0
@@ -63,6 +64,15 @@ func globFS(readDir func(dir string) ([]fs.DirEntry, error), pattern string) (ma
 		entries, err := readDir(dir)
 		if err != nil {
 			return err
+		}
+		var subdirs []string
+		for _, e := range entries {
+			if e.IsDir() {
+				subdirs = append(subdirs, path.Join(dir, e.Name()))
+			}
+		}
+		if len(rest) > 0 {
+			listAhead(subdirs)
 		}
 		for _, e := range entries {
 			p := path.Join(dir, e.Name())

@@ -298,7 +298,7 @@ func TestZeroVariantsAfterFiltersSaysWhichFilterRemovedWhat(t *testing.T) {
 		wantInText []string
 	}{
 		{"only entry that matches nothing", Options{Only: []string{"gen2"}},
-			[]string{"128 combinations", "exclude rules removed 59", `only ["gen2"] removed 69`, `"gen2" matches no image name or dimension value`}},
+			[]string{"no variants left: 1 images; 128 combinations", "exclude rules removed 59", `only ["gen2"] removed 69`, `"gen2" matches no image name or dimension value`}},
 		{"only entries that never meet", Options{Only: []string{"bios", "aarch64"}},
 			[]string{`only ["bios", "aarch64"] removed 69`, "no variant matches all of them"}},
 		{"skip everything", Options{Skip: []string{"alpine"}},

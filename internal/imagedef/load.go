@@ -90,7 +90,7 @@ func (r *includeRef) errAt(kind error, format string, args ...any) *ConfigError 
 }
 
 func (l *loader) load(rootRel string) (*Tree, []Warning, error) {
-	l.seen = map[string]bool{}
+	l.seen, l.listings = map[string]bool{}, map[string][]fs.DirEntry{}
 	if err := l.visit(rootRel, nil, nil); err != nil {
 		return nil, nil, err
 	}
@@ -127,7 +127,7 @@ func (l *loader) visit(rel string, stack []string, via *includeRef) error {
 	if res.err != nil {
 		return res.err
 	}
-	f, values := res.f, res.values
+	f, values := res.lf.src, res.lf.values
 	var err error
 	var includes []string
 	if v, ok := values["includes"]; ok {
@@ -135,7 +135,7 @@ func (l *loader) visit(rel string, stack []string, via *includeRef) error {
 			return err
 		}
 	}
-	l.files = append(l.files, loadedFile{src: f, values: values})
+	l.files = append(l.files, *res.lf)
 	stack = append(stack, rel)
 	for i, pat := range includes {
 		ref := &includeRef{f: f, i: i}
@@ -153,14 +153,35 @@ func (l *loader) visit(rel string, stack []string, via *includeRef) error {
 	return nil
 }
 
+// listAhead lists the directories a glob is about to walk on all processors
+// (a "**" over many directories); readDir takes the listings, and lists
+// again, to report it, a directory that failed here.
+func (l *loader) listAhead(dirs []string) {
+	var todo []string
+	for _, d := range dirs {
+		if _, ok := l.listings[d]; !ok {
+			todo = append(todo, d)
+		}
+	}
+	listed := make([][]fs.DirEntry, len(todo))
+	errs := make([]error, len(todo))
+	forEach(len(todo), func(i int) { listed[i], errs[i] = fs.ReadDir(l.fsys, todo[i]) })
+	for i, d := range todo {
+		if errs[i] == nil {
+			l.listings[d] = listed[i]
+		}
+	}
+}
+
 // readResult is one file read and decoded, or why not.
 type readResult struct {
-	f       *srcFile
-	values  map[string]any
+	lf      *loadedFile
 	readErr error // reading failed (classified by visit, which knows the includer)
 	err     error // the file is not valid TOML
 }
 
+// read reads and decodes one file, its images included (their errors are
+// reported by buildTree, in load order).
 func (l *loader) read(rel string) readResult {
 	data, err := fs.ReadFile(l.fsys, rel)
 	if err != nil {
@@ -168,7 +189,14 @@ func (l *loader) read(rel string) readResult {
 	}
 	f := &srcFile{rel: rel, path: filepath.Join(l.rootDir, filepath.FromSlash(rel)), data: data}
 	values, err := decodeFile(f)
-	return readResult{f: f, values: values, err: err}
+	if err != nil {
+		return readResult{err: err}
+	}
+	lf := &loadedFile{src: f, values: values}
+	if v, ok := values["images"]; ok {
+		lf.images, lf.imagesErr = decodeImages(settingsDecoder{warnings: &lf.warnings, defs: &lf.defs}, f, v)
+	}
+	return readResult{lf: lf}
 }
 
 // readAhead reads and decodes the files an include matched on all
@@ -209,9 +237,6 @@ func (l *loader) readDir(dir string) ([]fs.DirEntry, error) {
 			return nil, err
 		}
 		entries = nil
-	}
-	if l.listings == nil {
-		l.listings = map[string][]fs.DirEntry{}
 	}
 	l.listings[dir] = entries
 	return entries, nil
@@ -295,7 +320,7 @@ func (l *loader) resolveInclude(f *srcFile, ref *includeRef, pat string) ([]stri
 	if err := validGlob(joined); err != nil {
 		return nil, ref.errAt(ErrValue, "bad glob %q: %v", pat, err)
 	}
-	matches, start, links, err := globFS(l.readDir, joined)
+	matches, start, links, err := globFS(l.readDir, l.listAhead, joined)
 	if err != nil {
 		return nil, ref.errAt(ErrRead, "cannot expand glob %q: %s", pat, errText(err))
 	}
@@ -318,6 +343,9 @@ func (l *loader) checkDefinitions(defs []defRef) error {
 	checked := map[string]error{}
 	for _, d := range defs {
 		err, ok := checked[d.abs]
+		if !ok && l.listedAsFile(d.abs) {
+			err, ok = nil, true
+		}
 		if !ok {
 			var isDir bool
 			isDir, err = l.stat(d.abs)
@@ -334,4 +362,18 @@ func (l *loader) checkDefinitions(defs []defRef) error {
 		}
 	}
 	return nil
+}
+
+// listedAsFile reports whether a directory listing a glob made shows the OS
+// path p as a regular file: a stat would find it and find no directory, so
+// checkDefinitions need not ask again (image trees keep the KIWI file next
+// to the image file a glob found).
+func (l *loader) listedAsFile(p string) bool {
+	rel, err := filepath.Rel(l.rootDir, filepath.Dir(p))
+	if err != nil {
+		return false
+	}
+	entries := l.listings[filepath.ToSlash(rel)]
+	i, found := slices.BinarySearchFunc(entries, filepath.Base(p), func(e fs.DirEntry, name string) int { return strings.Compare(e.Name(), name) })
+	return found && entries[i].Type().IsRegular()
 }

@@ -72,10 +72,16 @@ type TargetImage struct {
 	HyperVGeneration string // canonical generation, "" for any
 }
 
-// loadedFile is one file read and decoded, in load order.
+// loadedFile is one file read and decoded, with its images (decoded per
+// file, in parallel with other files; errors are reported by buildTree, in
+// load order).
 type loadedFile struct {
-	src    *srcFile
-	values map[string]any
+	src       *srcFile
+	values    map[string]any
+	images    []*Image // sorted by name
+	imagesErr error
+	warnings  []Warning // from decoding the images
+	defs      []defRef
 }
 
 // ignoredResources are azldev's fixed [resources] keys.
@@ -100,7 +106,9 @@ func buildTree(root string, files []loadedFile) (*Tree, []Warning, []defRef, err
 			var err error
 			switch top {
 			case "images":
-				err = addImages(d, f, v, images)
+				warnings = append(warnings, lf.warnings...)
+				defs = append(defs, lf.defs...)
+				err = addImages(lf, images)
 			case "distros":
 				err = t.addDistros(f, v)
 			case "resources":
@@ -128,24 +136,31 @@ func buildTree(root string, files []loadedFile) (*Tree, []Warning, []defRef, err
 	return t, warnings, defs, nil
 }
 
-// addImages decodes the [images] table of one file, rejecting names used
-// before.
-func addImages(d settingsDecoder, f *srcFile, v any, images map[string]*Image) error {
+// decodeImages decodes the [images] table of one file.
+func decodeImages(d settingsDecoder, f *srcFile, v any) ([]*Image, error) {
 	tbl, err := reader{f}.table(keyPath{"images"}, v)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	decoded := make([]*Image, 0, len(tbl))
+	out := make([]*Image, 0, len(tbl))
 	for _, name := range sortedKeys(tbl) {
 		img, err := decodeImage(d, f, name, tbl[name])
 		if err != nil {
-			return err
+			return nil, err
 		}
-		decoded = append(decoded, img)
+		out = append(out, img)
 	}
-	for _, img := range decoded {
+	return out, nil
+}
+
+// addImages adds a file's images, rejecting names used before.
+func addImages(lf loadedFile, images map[string]*Image) error {
+	if lf.imagesErr != nil {
+		return lf.imagesErr
+	}
+	for _, img := range lf.images {
 		if prev, ok := images[img.Name]; ok {
-			return f.errAt(ErrDuplicateImage, keyPath{"images", img.Name},
+			return lf.src.errAt(ErrDuplicateImage, keyPath{"images", img.Name},
 				"image %q is already declared in %s; image names must be unique across files", img.Name, prev.File)
 		}
 		images[img.Name] = img

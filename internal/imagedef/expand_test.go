@@ -1,0 +1,152 @@
+package imagedef
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The version an image builds for comes from Options.Version (for the
+// chosen distro only), else the project's default-distro version (for that
+// distro only), else the distro's default-version, else its only version.
+func TestVersionComesFromOptionsThenProjectThenDistroThenTheOnlyOne(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"x.kiwi": "x",
+		"images.toml": `[project]
+default-distro = { name = "azl", version = "4" }
+[distros.azl]
+default-version = "3"
+[distros.azl.versions.'3']
+release-ver = "3.0"
+[distros.azl.versions.'4']
+release-ver = "4.0"
+[distros.azl.versions.'5']
+release-ver = "5.0"
+[distros.fed.versions.'43']
+release-ver = "43"
+[distros.two.versions.'1']
+[distros.two.versions.'2']
+[images.a]
+definition = { path = "x.kiwi" }
+[images.f]
+distro = "fed"
+definition = { path = "x.kiwi" }
+[images.t]
+distro = "two"
+definition = { path = "x.kiwi" }
+`,
+	})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	for _, tc := range []struct {
+		opts Options
+		want string // distro/version/release-ver of a, f and t
+	}{
+		{Options{}, "azl/4/4.0 fed/43/43 two//"},
+		{Options{Version: "5"}, "azl/5/5.0 fed/43/43 two//"},
+		{Options{Distro: "fed", Version: "43"}, "fed/43/43 fed/43/43"},
+	} {
+		vs, _ := mustExpand(t, tr, tc.opts)
+		var got []string
+		for _, v := range vs {
+			got = append(got, v.Distro+"/"+v.DistroVersion+"/"+v.ReleaseVer)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%+v: distro/version/release-ver of a, f, t = %v, want %s", tc.opts, got, tc.want)
+		}
+	}
+}
+
+// A tree without [distros] tables accepts any distro name, from the
+// options or the image, without a warning: its variants carry the name and
+// no version.
+func TestDistroNameOnATreeWithoutDistrosIsTakenAsGiven(t *testing.T) {
+	dir := writeTree(t, map[string]string{"images.toml": kiwiImage + "[images.fed]\ndistro = \"fedora\"\ndefinition = { path = \"img.kiwi\" }\n", "img.kiwi": "x"})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, ws := mustExpand(t, tr, Options{Distro: "azl"})
+	if len(vs) != 1 || vs[0].Distro != "azl" || vs[0].DistroVersion != "" {
+		t.Errorf("variants = %+v, want one of distro azl without a version (fed is dropped)", vs)
+	}
+	vs, ws2 := mustExpand(t, tr, Options{})
+	if len(vs) != 2 || vs[0].Distro != "fedora" || len(ws)+len(ws2) != 0 {
+		t.Errorf("variants = %+v, warnings %v %v; want fed of distro fedora and no warnings", vs, ws, ws2)
+	}
+}
+
+// The limit on combinations counts every image's cross product before
+// exclusions; a tree of exactly the limit expands.
+func TestCombinationLimitAllowsExactlyTheLimit(t *testing.T) {
+	defer func(old int) { maxCombinations = old }(maxCombinations)
+	maxCombinations = 6
+	for _, tc := range []struct {
+		dims string // the tier values of images a and b
+		ok   bool
+	}{
+		{`a = ["1","2","3","4","5","6"]`, true},
+		{`a = ["1","2","3","4","5","6","7"]`, false},
+		{`a = ["1","2","3"]` + "\n" + `b = ["1","2","3"]`, true},
+		{`a = ["1","2","3"]` + "\n" + `b = ["1","2","3","4"]`, false},
+		{`a = ["1","2","3","4","5","6"], size = ["s","m"]`, false}, // the limit is reached before the last dimension
+	} {
+		var b strings.Builder
+		for _, line := range strings.Split(tc.dims, "\n") {
+			name, vals, _ := strings.Cut(line, " = ")
+			b.WriteString("[images." + name + "]\ndefinition = { path = \"img.kiwi\" }\nvariants = { tier = " + vals + " }\n")
+		}
+		dir := writeTree(t, map[string]string{"images.toml": b.String(), "img.kiwi": "x"})
+		tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+		_, _, err := Expand(tr, Options{})
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s with a limit of 6: err = %v, want ok = %v", tc.dims, err, tc.ok)
+		}
+	}
+}
+
+// An error's text names only what is known: no ":0" for an unknown line or
+// column, no position without a file.
+func TestConfigErrorTextOmitsUnknownParts(t *testing.T) {
+	for _, tc := range []struct {
+		e    ConfigError
+		want string
+	}{
+		{ConfigError{File: "f.toml", Msg: "m"}, "f.toml: m"},
+		{ConfigError{File: "f.toml", Line: 3, Msg: "m"}, "f.toml:3: m"},
+		{ConfigError{File: "f.toml", Line: 3, Col: 4, Key: "k", Msg: "m"}, "f.toml:3:4: k: m"},
+		{ConfigError{Line: 3, Col: 4, Key: "k", Msg: "m"}, "k: m"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)
+		}
+		w := Warning{File: tc.e.File, Line: tc.e.Line, Col: tc.e.Col, Key: tc.e.Key, Msg: tc.e.Msg}
+		if got := w.String(); got != tc.want {
+			t.Errorf("warning %+v: %q, want %q", w, got, tc.want)
+		}
+	}
+}
+
+// errors.Is sees both the kind of a problem and its cause.
+func TestConfigErrorMatchesItsKindAndItsCause(t *testing.T) {
+	dir := writeTree(t, map[string]string{"images.toml": `includes = ["none.toml"]`})
+	_, _, err := Load(filepath.Join(dir, "images.toml"))
+	if !errors.Is(err, ErrIncludeMissing) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("err = %v, want ErrIncludeMissing wrapping fs.ErrNotExist", err)
+	}
+	if e := (&ConfigError{Msg: "m", Kind: ErrValue}); !errors.Is(e, ErrValue) || errors.Is(e, ErrType) {
+		t.Errorf("a ConfigError without a cause matches kinds other than its own")
+	}
+}
+
+// A variant key keeps ASCII letters (A to Z, a to z), digits, ".", "_" and
+// "-" and turns every other character into "_".
+func TestVariantKeyKeepsLettersDigitsDotUnderscoreDash(t *testing.T) {
+	dir := writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": kiwiImage +
+		`variants.v = ["AZaz09._-", "@[\u0060{/:+ é"]` + "\n"})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, _ := mustExpand(t, tr, Options{})
+	got := keysOf(vs)
+	want := []string{"img-x86_64-virtualization-AZaz09._-", "img-x86_64-virtualization-_________"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("keys = %q, want %q", got, want)
+	}
+}
