@@ -3,10 +3,12 @@ package ociimage
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -42,8 +44,13 @@ func TestLayoutOutputIsReadBackByTheLayoutPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	refs := map[string]v1.Descriptor{}
+	var names []string
 	for _, d := range tm.Manifests {
 		refs[d.Annotations[AnnotationRefName]] = d
+		names = append(names, d.Annotations[AnnotationRefName])
+	}
+	if !sort.StringsAreSorted(names) || tm.SchemaVersion != 2 || tm.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Fatalf("index.json: schema %d, media type %q, refs in order %v; want 2, the OCI index type, sorted refs", tm.SchemaVersion, tm.MediaType, names)
 	}
 	if len(refs) != 7 {
 		t.Fatalf("index.json names %d refs, want 3 indexes and 4 arch tags: %v", len(refs), refs)
@@ -118,6 +125,27 @@ func TestLayoutOutputIsReadBackByTheLayoutPackage(t *testing.T) {
 	mustPublish(t, mustPlan(t, fx.entries, o), d)
 	if sha256Of(t, bp) != l0.Digest.String() {
 		t.Fatal("a truncated blob was kept")
+	}
+}
+
+func TestALayoutWithoutSchemaVersionGetsOneAndKeepsItsEntries(t *testing.T) {
+	fx := makeEntries(t, 8<<10)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	other := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":2,"digest":"sha256:` + strings.Repeat("c", 64) + `","annotations":{"org.opencontainers.image.ref.name":"zz-other"}}`
+	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[`+other+`]}`), 0o644)
+	mustPublish(t, mustPlan(t, fx.entries[:1], testOptions()), Destination{Layout: dir, LockDir: t.TempDir()})
+	var top v1.IndexManifest
+	b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range top.Manifests {
+		names = append(names, d.Annotations[AnnotationRefName])
+	}
+	if top.SchemaVersion != 2 || strings.Join(names, " ") != "13.1-virtualization 13.1-virtualization-amd64 zz-other" {
+		t.Fatalf("index.json schema %d refs %v", top.SchemaVersion, names)
 	}
 }
 

@@ -143,6 +143,9 @@ func TestCreatedComesFromSourceDateEpoch(t *testing.T) {
 	if err != nil || !got.Equal(time.Unix(1700000000, 0)) || got.Location() != time.UTC {
 		t.Fatalf("got %v, %v", got, err)
 	}
+	if got, err := Created(env("0"), now); err != nil || !got.Equal(time.Unix(0, 0)) {
+		t.Fatalf("SOURCE_DATE_EPOCH=0: %v, %v", got, err)
+	}
 	got, err = Created(env(""), now)
 	if err != nil || !got.Equal(now.Truncate(time.Second)) || got.Location() != time.UTC {
 		t.Fatalf("unset: %v, %v", got, err)
@@ -303,6 +306,20 @@ func TestNewPlanRejectsBadEntries(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestACmdlineFileOfExactlyTheLimitIsAccepted(t *testing.T) {
+	dir := t.TempDir()
+	disk := writeFile(t, dir, "d.raw", artifact.RoleDisk, 10)
+	line := strings.Repeat("x", 64<<10)
+	p, err := NewPlan([]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk, cmdlineFile(t, dir, "c", line)}}}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if string(p.Manifests[0].Config) != `{"commandLine":"`+line+`"}` {
+		t.Fatal("command line not in the config")
 	}
 }
 
