@@ -16,7 +16,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/osimage/packer-plugin-osimage/builder/disk"
-	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 )
 
 // Environment variables of the disk suite (the bench driver's flags are
@@ -184,7 +184,7 @@ func benchDiskOverhead(cfg config, dir string) (string, error) {
 			"packer_build_name": "bench", "key": "bookworm-x86_64-virtualization", "output_directory": out,
 			"kiwi": map[string]interface{}{"description": desc, "kiwi_path": wrapper, "set_repository": map[string]interface{}{"source": "http://unused.invalid/debian"}},
 		}
-		if m, err := kiwi.DebianMirror(); err == nil {
+		if m, err := debmirror.URL(); err == nil {
 			raw["kiwi"].(map[string]interface{})["set_repository"] = map[string]interface{}{"source": m}
 		}
 		js, _ := json.Marshal(raw)
@@ -210,7 +210,7 @@ func benchDiskOverhead(cfg config, dir string) (string, error) {
 			why = "no loop devices"
 		} else if p, err := exec.LookPath("kiwi-ng"); err != nil {
 			why = "kiwi-ng not installed"
-		} else if _, err := kiwi.DebianMirror(); err != nil {
+		} else if _, err := debmirror.URL(); err != nil {
 			why = err.Error()
 		} else {
 			fmt.Fprintln(os.Stderr, "bench: disk: real KIWI build (a few minutes)")
@@ -291,7 +291,7 @@ func benchDiskOverhead(cfg config, dir string) (string, error) {
 		fmt.Fprintf(&b, "\nThe real build did not run (%s) and %s is not set, so there is no KIWI time to compare with.", why, benchKiwiSecondsEnv)
 	}
 	fmt.Fprintf(&b, " The builder's own report (the `Build took` line, `builder_seconds` in the artifact) said %s (median).\n", fmtDur(median(fakeSelf)))
-	b.WriteString("\nWhere the time goes: removing the image root dominates. This machine's root filesystem is mounted with `-o discard`, where every unlink waits on the journal; `rm -rf` of the image root took 17 s here, so `kiwi.RemoveTarget` unlinks with 32 goroutines (about 2 s). The disk's SHA-256 (about 1 GB/s) runs while the image root is removed, so it adds little.\n")
+	b.WriteString("\nWhere the time goes: removing the image root dominates. This machine's root filesystem is mounted with `-o discard`, where every unlink waits on the journal; `rm -rf` of the image root took 17 s here, so `kiwi.UnmountAndRemove` unlinks with 32 goroutines (about 2 s). The SHA-256 of the disk (about 1 GB/s) is taken after that.\n")
 	return b.String(), nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/partition"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 	"github.com/osimage/packer-plugin-osimage/test/acc"
 )
 
@@ -230,7 +231,7 @@ func TestPackerBuildsARealKiwiDisk(t *testing.T) {
 	testutil.Need(t, os.Getenv("OSIMAGE_SKIP_KIWI_BUILD") != "1", "real KIWI build skipped: OSIMAGE_SKIP_KIWI_BUILD=1", "unset OSIMAGE_SKIP_KIWI_BUILD")
 	testutil.NeedLoop(t)
 	testutil.NeedTool(t, "kiwi-ng", kiwi.DebianPackages)
-	mirror, err := kiwi.DebianMirror()
+	mirror, err := debmirror.URL()
 	testutil.Need(t, err == nil, fmt.Sprintf("real KIWI build: %v", err), "run on Debian with an apt deb source (KIWI fetches the packages from it)")
 	t.Parallel() // minutes of KIWI; the other acceptance tests run meanwhile
 	env := acc.Setup(t)

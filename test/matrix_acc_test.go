@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 	"github.com/osimage/packer-plugin-osimage/test/acc"
 )
 
@@ -52,23 +53,17 @@ func TestMatrixDrivesOneBuildPerVariant(t *testing.T) {
 			t.Errorf("packer output lacks %q: no build named after variant %s", want, k)
 		}
 	}
-	var plan struct {
-		Arch, AzureArch, HyperVGeneration, Firmware, Definition string
-		Targets                                                 []string
-		Profiles                                                []string
-	}
+	// The plan is the variant as `variant = jsonencode(source.value)` hands
+	// it to osimage-disk: read it the way every component does.
 	b, _ := os.ReadFile(filepath.Join(out, "vm-base-aarch64-virtualization-gen2.json"))
-	json.Unmarshal(b, &struct {
-		Arch             *string   `json:"arch"`
-		AzureArch        *string   `json:"azure_arch"`
-		HyperVGeneration *string   `json:"hyperv_generation"`
-		Firmware         *string   `json:"firmware"`
-		Definition       *string   `json:"definition"`
-		Targets          *[]string `json:"targets"`
-		Profiles         *[]string `json:"profiles"`
-	}{&plan.Arch, &plan.AzureArch, &plan.HyperVGeneration, &plan.Firmware, &plan.Definition, &plan.Targets, &plan.Profiles})
+	plan, err := variant.Parse("plan", string(b))
+	if err != nil {
+		t.Fatalf("plan: %v\n%s", err, b)
+	}
 	if plan.Arch != "aarch64" || plan.AzureArch != "Arm64" || plan.HyperVGeneration != "V2" || plan.Firmware != "uefi" ||
-		plan.Definition != "vm-base.kiwi" || len(plan.Targets) != 1 || plan.Targets[0] != "azl4-acg:AzureLinux4-arm64" {
+		filepath.Base(plan.DefinitionPath) != "vm-base.kiwi" || len(plan.Targets) != 1 ||
+		plan.Targets[0].Name != "azl4-acg" || plan.Targets[0].ImageName != "AzureLinux4-arm64" ||
+		plan.DeliveryString("marketplace.sku_prefix") != "azure-linux-4-arm64" {
 		t.Fatalf("aarch64 plan: %+v\n%s", plan, b)
 	}
 }

@@ -47,15 +47,9 @@ func (a *Artifact) registryImage() (*registryimage.Image, error) {
 	if id == "" {
 		id = a.Id()
 	}
-	labels := map[string]interface{}{
-		"arch":              v.Arch,
-		"platform":          v.Platform,
-		"hyperv_generation": v.HyperVGeneration,
-		"firmware":          v.Firmware,
-		"image":             v.Image,
-		"image_name":        v.ImageName,
-		"distro_version":    v.DistroVersion,
-		"key":               v.Key,
+	labels := map[string]interface{}{}
+	for _, f := range v.Fields() {
+		labels[f.JSON] = f.Value
 	}
 	if d, err := a.One(artifact.RoleDisk); err == nil {
 		labels["disk"] = d.Path

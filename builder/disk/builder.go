@@ -2,24 +2,28 @@
 // HCL config into a KIWI build (internal/kiwi) or a copy of an existing
 // disk, splits out kernel, initramfs and rootfs for the variants that need
 // them (internal/bootfiles), and hands on one artifact with files by role
-// (internal/artifact).
+// and the whole variant (internal/artifact).
 //
-// The build is a list of multistep steps; each undoes in Cleanup what it
-// half-did, so a failed or cancelled build leaves nothing behind:
+// The build is a list of multistep steps, each made with the settings it
+// needs (Builder.Steps), so each can be run and tested alone; each undoes in
+// Cleanup what it half-did, so a failed or cancelled build leaves nothing
+// behind:
 //
-//	StepPreflight      host and input checks, nothing written yet
-//	StepOutputDir      output directory (deleted first under -force)
-//	StepKiwiBuild      kiwi-ng system build      | StepSourceImage  sparse copy / qemu-img
+//	stepPreflight      host and input checks, nothing written yet
+//	stepOutputDir      output directory (deleted first under -force)
+//	stepKiwiBuild      kiwi-ng system build      | stepSourceImage  sparse copy / qemu-img
 //	                   (the QEMU boot and provisioning phase goes here:
 //	                   it needs the disk and must run before boot files
 //	                   and checksums are taken; it sets StateDiskChanged)
-//	StepBootFiles      kernel, initramfs, rootfs (kis output or extracted)
-//	StepChecksums      SHA-256 of every file
+//	stepBootFiles      kernel, initramfs, rootfs (kis output or extracted), when wanted
+//	stepChecksums      SHA-256 of every file
 package disk
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -50,40 +54,46 @@ func (b *Builder) Prepare(raws ...interface{}) ([]string, []string, error) {
 	return names, nil, nil
 }
 
-// Steps returns the build's steps for a prepared config, in order.
+// Steps returns the build's steps for a prepared config, in order, each
+// made with the settings it needs.
 func (b *Builder) Steps() []multistep.Step {
-	steps := []multistep.Step{&StepPreflight{}, &StepOutputDir{}}
-	if b.config.Kiwi != nil {
-		steps = append(steps, &StepKiwiBuild{})
+	c := &b.config
+	disk := filepath.Join(c.OutputDirectory, c.diskName)
+	pre := &stepPreflight{arch: c.Arch, bootFiles: c.wantBootFiles(), key: c.key()}
+	steps := []multistep.Step{pre, &stepOutputDir{dir: c.OutputDirectory, force: c.PackerForce}}
+	if c.Kiwi != nil {
+		pre.kiwi, pre.kiwiBinary, pre.targetArch = &c.kiwiOpts, c.Kiwi.KiwiPath, c.Kiwi.TargetArch
+		steps = append(steps, &stepKiwiBuild{
+			opts: c.kiwiOpts, binary: c.Kiwi.KiwiPath, outputDir: c.OutputDirectory,
+			key: c.key(), diskName: c.diskName, bootFiles: c.wantBootFiles(),
+		})
 	} else {
-		steps = append(steps, &StepSourceImage{})
+		pre.sourceImage, pre.sourceChecksum, pre.qemuImg = c.SourceImage, c.SourceImageChecksum, c.QemuImgPath
+		steps = append(steps, &stepSourceImage{source: c.SourceImage, qemuImg: c.QemuImgPath, disk: disk})
 	}
 	// The QEMU boot/provisioning phase (boot the disk, run provisioners,
 	// shut down) slots in here: after the disk exists, before the boot
 	// files and the checksums are taken from it.
-	return append(steps, &StepBootFiles{}, &StepChecksums{})
+	if c.wantBootFiles() {
+		steps = append(steps, &stepBootFiles{
+			outputDir: c.OutputDirectory, key: c.key(), arch: c.Arch,
+			why: fmt.Sprintf("boot_files = %q, platform %s", c.BootFiles, c.Platform),
+		})
+	}
+	return append(steps, &stepChecksums{})
 }
 
 func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook) (packersdk.Artifact, error) {
 	c := &b.config
 	state := new(multistep.BasicStateBag)
-	state.Put(StateConfig, c)
 	state.Put("ui", ui)
 	state.Put("hook", hook)
-	gd := map[string]interface{}{}
-	for _, n := range generatedNames {
-		gd[n] = ""
-	}
-	state.Put(StateGeneratedData, gd)
-	for k, v := range c.generatedVariant() {
-		putGenerated(state, k, v)
-	}
+	state.Put(StateGeneratedData, c.generated())
 
 	runner := commonsteps.NewRunner(b.Steps(), c.PackerConfig, ui)
 	t0 := time.Now()
 	runner.Run(ctx, state)
 	total := time.Since(t0)
-	getOutputs(state).stopBackground()
 
 	if err, ok := state.GetOk("error"); ok {
 		return nil, err.(error)
@@ -106,17 +116,21 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	return a, nil
 }
 
-// generatedVariant is the generated data known from the config alone.
-func (c *Config) generatedVariant() map[string]string {
-	src := "source_image"
+// generated is the generated data known from the config alone: every
+// name Prepare declared, the variant's fields filled in.
+func (c *Config) generated() map[string]interface{} {
+	gd := map[string]interface{}{}
+	for _, n := range generatedNames() {
+		gd[n] = ""
+	}
+	for _, f := range c.variant.Fields() {
+		gd[f.Name] = f.Value
+	}
+	gd["Source"] = "source_image"
 	if c.Kiwi != nil {
-		src = "kiwi"
+		gd["Source"] = "kiwi"
 	}
-	return map[string]string{
-		"Key": c.key(), "Image": c.Image, "ImageName": c.ImageName, "Arch": c.Arch, "Platform": c.Platform,
-		"HyperVGeneration": c.HyperVGeneration, "Firmware": c.Firmware, "DistroVersion": c.DistroVersion,
-		"Source": src,
-	}
+	return gd
 }
 
 // roleOrder is the order of files in the artifact.
@@ -140,11 +154,8 @@ func (c *Config) artifact(state multistep.StateBag) *Artifact {
 		}
 	}
 	a := &artifact.Artifact{
-		Builder: BuilderID,
-		Variant: artifact.Variant{
-			Key: c.key(), Image: c.Image, ImageName: c.ImageName, Arch: c.Arch, Platform: c.Platform,
-			HyperVGeneration: c.HyperVGeneration, Firmware: c.Firmware, DistroVersion: c.DistroVersion,
-		},
+		Builder:   BuilderID,
+		Variant:   c.variant.Clone(),
 		Outputs:   files,
 		Generated: generated,
 		Extra: map[string]string{
@@ -162,12 +173,7 @@ func (c *Config) artifact(state multistep.StateBag) *Artifact {
 	}
 	src := c.SourceImage
 	if c.Kiwi != nil {
-		src = "kiwi:" + describeKiwi(c)
+		src = "kiwi:" + describe(c.kiwiOpts)
 	}
 	return &Artifact{Artifact: a, source: src}
-}
-
-func describeKiwi(c *Config) string {
-	opts, _ := c.kiwiOptions("")
-	return describe(opts)
 }

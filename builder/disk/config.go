@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
-	"github.com/osimage/packer-plugin-osimage/internal/imagedef"
 	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 // Boot file modes of `boot_files`.
@@ -27,21 +27,23 @@ const (
 	BootFilesNever  = "never"
 )
 
-// Platforms.
-const (
-	PlatformVirtualization = "virtualization"
-	PlatformBaremetal      = "baremetal"
-)
-
 // Config is the configuration of the osimage-disk builder. The disk comes
 // from exactly one of a `kiwi {}` block (a KIWI build) or `source_image`
-// (an existing raw or qcow2 disk). The variant fields (`key`, `arch`,
-// `platform`, ...) carry the names the osimage-matrix datasource outputs, so
-// a `dynamic "source"` block can pass them through one to one; they describe
-// the disk in the artifact and decide whether kernel, initramfs and rootfs
-// are split out.
+// (an existing raw or qcow2 disk). The variant (`variant`, or the fields
+// `key`, `arch`, `platform`, ... which win over it) describes the disk in
+// the artifact, decides whether kernel, initramfs and rootfs are split out,
+// and travels with the artifact to the post-processors.
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
+
+	// The whole variant this disk is built for, as JSON: one element of the
+	// osimage-matrix datasource's `variants` (`variant =
+	// jsonencode(source.value)` in a `dynamic "source"` block). Every
+	// variant field below defaults from it, `kiwi {}` takes the variant's
+	// KIWI definition and profiles, and the artifact carries all of it
+	// (publish targets, delivery tables, dimensions, release version) to
+	// the post-processors. Fields set explicitly win. Defaults to none.
+	Variant string `mapstructure:"variant"`
 
 	// Build the disk with KIWI (`kiwi-ng system build`). Exclusive with
 	// `source_image`. See the `kiwi` block below.
@@ -104,8 +106,10 @@ type Config struct {
 	ctx interpolate.Context
 
 	// Set by Prepare.
-	kiwiFile string // base name of the KIWI file when description named one
-	diskName string // file name of the disk in the output directory
+	kiwiFile string          // base name of the KIWI file when description named one
+	diskName string          // file name of the disk in the output directory
+	variant  variant.Variant // the variant with the explicit fields applied
+	kiwiOpts kiwi.Options    // the KIWI invocation, without its target directory
 }
 
 // KiwiConfig is the `kiwi` block: how to run `kiwi-ng system build`.
@@ -114,14 +118,16 @@ type KiwiConfig struct {
 	// The KIWI description: a directory holding `config.xml` or a `*.kiwi`
 	// file, or the path of the KIWI file itself (what the osimage-matrix
 	// datasource returns as `definition_path`; then `--description` is its
-	// directory and `--kiwi-file` its name).
-	Description string `mapstructure:"description" required:"true"`
+	// directory and `--kiwi-file` its name). Defaults to the variant's
+	// `definition_path` when `variant` names a KIWI definition; required
+	// otherwise.
+	Description string `mapstructure:"description"`
 	// Description file to use inside the description directory
 	// (`--kiwi-file`), when it holds several. Defaults to KIWI's choice
 	// (`config.xml`, else the `*.kiwi` file).
 	KiwiFile string `mapstructure:"kiwi_file"`
-	// Profiles to build (`--profile`, repeated), e.g. the datasource's
-	// `profiles`. Defaults to none. An unknown profile fails with KIWI's own
+	// Profiles to build (`--profile`, repeated). Defaults to the variant's
+	// `profiles`, else none. An unknown profile fails with KIWI's own
 	// message.
 	Profiles []string `mapstructure:"profiles"`
 	// Build type (`--type`) when the description has several, e.g. `oem`.
@@ -210,6 +216,16 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	var errs *packersdk.MultiError
 	add := func(err error) { errs = packersdk.MultiErrorAppend(errs, err) }
 
+	if c.Variant != "" {
+		v, err := variant.Parse("variant", c.Variant)
+		if err != nil {
+			add(err)
+		} else {
+			c.variant = *v
+			c.defaultsFromVariant()
+		}
+	}
+
 	switch {
 	case c.Kiwi != nil && c.SourceImage != "":
 		add(errors.New("kiwi and source_image exclude each other: the disk comes from exactly one of them"))
@@ -264,16 +280,56 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		c.OutputDirectory = abs
 	}
 
+	if c.Kiwi != nil && (errs == nil || len(errs.Errors) == 0) {
+		opts, err := c.kiwiOptions("")
+		if err != nil {
+			add(fmt.Errorf("kiwi: %w", err))
+		}
+		c.kiwiOpts = opts
+		c.kiwiOpts.TargetDir = ""
+	}
+	c.variant.Key = c.key()
+	c.variant.Image, c.variant.ImageName, c.variant.DistroVersion = c.Image, c.ImageName, c.DistroVersion
+	c.variant.Arch, c.variant.Platform, c.variant.HyperVGeneration, c.variant.Firmware = c.Arch, c.Platform, c.HyperVGeneration, c.Firmware
+	c.variant.OCIArch, c.variant.AzureArch = variant.OCIArch(c.Arch), variant.AzureArch(c.Arch)
+
 	if errs != nil && len(errs.Errors) > 0 {
 		return nil, errs
 	}
-	return generatedNames, nil
+	return generatedNames(), nil
+}
+
+// defaultsFromVariant fills the fields the template left empty from the
+// parsed variant: explicit fields win.
+func (c *Config) defaultsFromVariant() {
+	v := &c.variant
+	for _, f := range []struct {
+		field *string
+		value string
+	}{
+		{&c.Key, v.Key}, {&c.Image, v.Image}, {&c.ImageName, v.ImageName}, {&c.Arch, v.Arch},
+		{&c.Platform, v.Platform}, {&c.HyperVGeneration, v.HyperVGeneration}, {&c.Firmware, v.Firmware},
+		{&c.DistroVersion, v.DistroVersion},
+	} {
+		if *f.field == "" {
+			*f.field = f.value
+		}
+	}
+	if c.Kiwi == nil {
+		return
+	}
+	if c.Kiwi.Description == "" && (v.DefinitionType == "" || v.DefinitionType == "kiwi") {
+		c.Kiwi.Description = v.DefinitionPath
+	}
+	if len(c.Kiwi.Profiles) == 0 {
+		c.Kiwi.Profiles = v.Profiles
+	}
 }
 
 func (k *KiwiConfig) prepare(c *Config) []error {
 	var errs []error
 	if k.Description == "" {
-		errs = append(errs, errors.New("kiwi.description is required: a KIWI description directory or its .kiwi/config.xml file"))
+		errs = append(errs, errors.New("kiwi.description is required (or a variant whose definition_type is kiwi): a KIWI description directory or its .kiwi/config.xml file"))
 	} else {
 		desc, err := filepath.Abs(k.Description)
 		if err != nil {
@@ -364,14 +420,14 @@ func (c *Config) prepareSourceImage() []error {
 	return errs
 }
 
-// prepareVariant normalises the variant fields with the matrix
-// datasource's one table (internal/imagedef), so both spell and derive them
-// alike. The arch defaults to this machine's.
+// prepareVariant normalises the variant fields with the one table of
+// spellings (internal/variant), so the matrix and the builder spell and
+// derive them alike. The arch defaults to this machine's.
 func (c *Config) prepareVariant() []error {
 	if c.Arch == "" {
 		c.Arch = hostArch()
 	}
-	b, errs := imagedef.Normalize(imagedef.Builtins{Arch: c.Arch, Platform: c.Platform, HyperVGeneration: c.HyperVGeneration, Firmware: c.Firmware})
+	b, errs := variant.Normalize(variant.Builtins{Arch: c.Arch, Platform: c.Platform, HyperVGeneration: c.HyperVGeneration, Firmware: c.Firmware})
 	c.Arch, c.Platform, c.HyperVGeneration, c.Firmware = b.Arch, b.Platform, b.HyperVGeneration, b.Firmware
 	return errs
 }
@@ -385,16 +441,45 @@ func (c *Config) wantBootFiles() bool {
 	case BootFilesNever:
 		return false
 	}
-	return c.Platform == PlatformBaremetal
+	return c.Platform == variant.PlatformBaremetal
 }
 
 // key is the variant key, or the build name when none is given.
 func (c *Config) key() string { return strings.TrimSuffix(c.diskName, ".raw") }
 
 // hostArch is this machine's architecture in uname -m spelling.
-func hostArch() string {
-	if b, errs := imagedef.Normalize(imagedef.Builtins{Arch: runtime.GOARCH}); len(errs) == 0 {
-		return b.Arch
+func hostArch() string { return variant.ArchFromGOARCH(runtime.GOARCH) }
+
+// kiwiOptions turns the kiwi block into the KIWI invocation; the KIWI step
+// sets the target directory.
+func (c *Config) kiwiOptions(targetDir string) (kiwi.Options, error) {
+	k := c.Kiwi
+	opts := kiwi.Options{
+		Description: k.Description,
+		TargetDir:   targetDir,
+		Profiles:    k.Profiles,
+		Type:        k.Type,
+		TargetArch:  k.TargetArch,
+		KiwiFile:    c.kiwiFile,
+		LogLevel:    k.LogLevel,
+		Config:      k.RuntimeConfig,
+		GlobalArgs:  k.ExtraGlobalArgs,
+		AddPackages: k.Packages,
+		IgnoreRepos: k.IgnoreRepos,
+		BuildArgs:   k.ExtraBuildArgs,
 	}
-	return runtime.GOARCH
+	if opts.TargetDir == "" {
+		opts.TargetDir = "." // only checked for non-emptiness here
+	}
+	for _, r := range k.Repositories {
+		opts.AddRepos = append(opts.AddRepos, r.repo())
+	}
+	if k.SetRepository != nil {
+		r := k.SetRepository.repo()
+		opts.SetRepo = &r
+	}
+	if _, err := opts.Args(); err != nil {
+		return opts, err
+	}
+	return opts, nil
 }

@@ -18,6 +18,7 @@ type FlatConfig struct {
 	PackerOnError       *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
 	PackerUserVars      map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
 	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Variant             *string           `mapstructure:"variant" cty:"variant" hcl:"variant"`
 	Kiwi                *FlatKiwiConfig   `mapstructure:"kiwi" cty:"kiwi" hcl:"kiwi"`
 	SourceImage         *string           `mapstructure:"source_image" cty:"source_image" hcl:"source_image"`
 	SourceImageChecksum *string           `mapstructure:"source_image_checksum" cty:"source_image_checksum" hcl:"source_image_checksum"`
@@ -54,6 +55,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"packer_on_error":            &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
 		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
 		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
+		"variant":                    &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
 		"kiwi":                       &hcldec.BlockSpec{TypeName: "kiwi", Nested: hcldec.ObjectSpec((*FlatKiwiConfig)(nil).HCL2Spec())},
 		"source_image":               &hcldec.AttrSpec{Name: "source_image", Type: cty.String, Required: false},
 		"source_image_checksum":      &hcldec.AttrSpec{Name: "source_image_checksum", Type: cty.String, Required: false},
@@ -75,7 +77,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 // FlatKiwiConfig is an auto-generated flat version of KiwiConfig.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatKiwiConfig struct {
-	Description     *string                `mapstructure:"description" required:"true" cty:"description" hcl:"description"`
+	Description     *string                `mapstructure:"description" cty:"description" hcl:"description"`
 	KiwiFile        *string                `mapstructure:"kiwi_file" cty:"kiwi_file" hcl:"kiwi_file"`
 	Profiles        []string               `mapstructure:"profiles" cty:"profiles" hcl:"profiles"`
 	Type            *string                `mapstructure:"type" cty:"type" hcl:"type"`

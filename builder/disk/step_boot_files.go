@@ -13,25 +13,26 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/bootfiles"
 )
 
-// StepBootFiles puts the kernel, the initramfs and the root filesystem
+// stepBootFiles puts the kernel, the initramfs and the root filesystem
 // image next to the disk when the variant needs them (boot_files). KIWI's
-// kis files, if StepKiwiBuild found any, are used as they are, unless a
+// kis files, if stepKiwiBuild found any, are used as they are, unless a
 // step before this one changed the disk (StateDiskChanged, the QEMU
 // phase); otherwise they are extracted from the disk without mounting
 // anything (internal/bootfiles). Cleanup removes them when the build fails
 // or is cancelled.
-type StepBootFiles struct {
+type stepBootFiles struct {
+	outputDir string
+	key       string // files are named <key>.kernel, .initrd, .rootfs
+	arch      string
+	why       string // why the variant wants boot files, for messages
+
 	written []string
 }
 
-func (s *StepBootFiles) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	c := state.Get(StateConfig).(*Config)
+func (s *stepBootFiles) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	ui := state.Get("ui").(packersdk.Ui)
 	out := getOutputs(state)
-	if !c.wantBootFiles() {
-		return multistep.ActionContinue
-	}
-	fail := func(err error) multistep.StepAction { return halt(state, ui, err) }
+	fail := func(err error) multistep.StepAction { return halt(state, err) }
 
 	_, changed := state.GetOk(StateDiskChanged)
 	_, haveKernel := out.one(artifact.RoleKernel)
@@ -56,10 +57,10 @@ func (s *StepBootFiles) Run(ctx context.Context, state multistep.StateBag) multi
 	if !ok {
 		return fail(fmt.Errorf("no disk to take boot files from"))
 	}
-	base := filepath.Join(c.OutputDirectory, c.key())
+	base := filepath.Join(s.outputDir, s.key)
 	opts := bootfiles.Options{
 		Disk:   disk.Path,
-		Arch:   c.Arch,
+		Arch:   s.arch,
 		Kernel: base + ".kernel",
 		Initrd: base + ".initrd",
 		Rootfs: base + ".rootfs",
@@ -68,7 +69,7 @@ func (s *StepBootFiles) Run(ctx context.Context, state multistep.StateBag) multi
 	ui.Sayf("Extracting kernel, initramfs and rootfs from %s", disk.Path)
 	res, err := bootfiles.Extract(ctx, opts)
 	if err != nil {
-		return fail(fmt.Errorf("boot files (boot_files = %q, platform %s): %w", c.BootFiles, c.Platform, err))
+		return fail(fmt.Errorf("boot files (%s): %w", s.why, err))
 	}
 	ui.Sayf("Root filesystem: %s (%s)", res.Root.Partition, res.Root.Reason)
 	for _, f := range []struct {
@@ -86,7 +87,7 @@ func (s *StepBootFiles) Run(ctx context.Context, state multistep.StateBag) multi
 	return s.publish(state, out)
 }
 
-func (s *StepBootFiles) publish(state multistep.StateBag, out *outputs) multistep.StepAction {
+func (s *stepBootFiles) publish(state multistep.StateBag, out *outputs) multistep.StepAction {
 	for role, name := range map[string]string{artifact.RoleKernel: "KernelPath", artifact.RoleInitrd: "InitrdPath", artifact.RoleRootfs: "RootfsPath", artifact.RoleCmdline: "CmdlinePath"} {
 		if f, ok := out.one(role); ok {
 			putGenerated(state, name, f.Path)
@@ -95,7 +96,7 @@ func (s *StepBootFiles) publish(state multistep.StateBag, out *outputs) multiste
 	return multistep.ActionContinue
 }
 
-func (s *StepBootFiles) Cleanup(state multistep.StateBag) {
+func (s *stepBootFiles) Cleanup(state multistep.StateBag) {
 	if !halted(state) {
 		return
 	}

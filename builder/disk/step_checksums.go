@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -14,29 +15,23 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 )
 
-// StepChecksums computes the SHA-256 and size of every output file whose
-// checksum is not known yet or no longer valid (the file changed since),
-// several files at a time. It runs last, so the checksums describe the
-// files as the artifact hands them on.
-type StepChecksums struct{}
+// stepChecksums computes the SHA-256 and size of every output file whose
+// checksum is not known yet (a step that rewrites a file forgets its
+// checksum with outputs.changed), several files at a time. It runs last, so
+// the checksums describe the files as the artifact hands them on.
+type stepChecksums struct{}
 
-func (s *StepChecksums) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+func (s *stepChecksums) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	ui := state.Get("ui").(packersdk.Ui)
 	out := getOutputs(state)
-	out.waitBackground()
 	var todo []int
 	for i, f := range out.Files {
-		if out.hashValid(f) {
-			continue
+		if f.SHA256 == "" {
+			todo = append(todo, i)
 		}
-		if sum, ok := out.prehashedSum(f); ok {
-			f.SHA256 = sum
-			out.add(f)
-			continue
-		}
-		todo = append(todo, i)
 	}
 	if len(todo) > 0 {
 		ui.Sayf("Computing SHA-256 of %d files", len(todo))
@@ -65,9 +60,7 @@ func (s *StepChecksums) Run(ctx context.Context, state multistep.StateBag) multi
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		state.Put("error", err)
-		ui.Error(err.Error())
-		return multistep.ActionHalt
+		return halt(state, err)
 	}
 	for _, i := range todo {
 		out.add(results[i])
@@ -88,4 +81,28 @@ func (s *StepChecksums) Run(ctx context.Context, state multistep.StateBag) multi
 	return multistep.ActionContinue
 }
 
-func (s *StepChecksums) Cleanup(multistep.StateBag) {}
+func (s *stepChecksums) Cleanup(multistep.StateBag) {}
+
+// hashFile feeds a file's bytes to hashes, reading only its data extents
+// (holes are hashed as zeros without reading them), and returns its size.
+func hashFile(ctx context.Context, path string, progress func(done, total int64), hashes ...io.Writer) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if st.Size() == 0 {
+		return 0, nil
+	}
+	opts := sparse.CopyOptions{Hashes: hashes}
+	if progress != nil {
+		total := st.Size()
+		opts.Progress = func(done int64) { progress(done, total) }
+	}
+	stats, err := sparse.HashFile(ctx, f, opts)
+	return stats.Size, err
+}

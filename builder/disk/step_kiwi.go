@@ -29,7 +29,7 @@ const (
 	KiwiLogName = "kiwi.log"
 )
 
-// StepKiwiBuild runs `kiwi-ng ... system build` into a target directory
+// stepKiwiBuild runs `kiwi-ng ... system build` into a target directory
 // inside the output directory, streams every line to the UI and to
 // kiwi.log, then moves what kiwi.result.json names (disk, format image,
 // package list, kis files) into the output directory under stable names
@@ -38,24 +38,28 @@ const (
 // Cancelling stops kiwi-ng and its children (SIGINT to its process group,
 // SIGKILL after a grace period); Cleanup then unmounts what KIWI left and
 // removes the target directory.
-type StepKiwiBuild struct {
+type stepKiwiBuild struct {
+	opts      kiwi.Options // without the target directory
+	binary    string       // kiwi-ng
+	outputDir string
+	key       string // outputs are named <key>.<suffix>
+	diskName  string
+	bootFiles bool // take kernel, initramfs and rootfs from KIWI's kis output
+
 	targetDir  string
 	wrapperDir string
 	written    []string
 }
 
-func (s *StepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	c := state.Get(StateConfig).(*Config)
+func (s *stepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	ui := state.Get("ui").(packersdk.Ui)
 	out := getOutputs(state)
-	fail := func(err error) multistep.StepAction { return halt(state, ui, err) }
+	fail := func(err error) multistep.StepAction { return halt(state, err) }
 
-	s.targetDir = filepath.Join(c.OutputDirectory, kiwiTargetName)
-	logPath := filepath.Join(c.OutputDirectory, KiwiLogName)
-	opts, err := c.kiwiOptions(s.targetDir)
-	if err != nil {
-		return fail(err)
-	}
+	s.targetDir = filepath.Join(s.outputDir, kiwiTargetName)
+	logPath := filepath.Join(s.outputDir, KiwiLogName)
+	opts := s.opts
+	opts.TargetDir = s.targetDir
 	args, err := opts.Args()
 	if err != nil {
 		return fail(err)
@@ -66,7 +70,7 @@ func (s *StepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multi
 		return fail(fmt.Errorf("directory for the losetup wrapper: %w", err))
 	}
 	r := &kiwi.Runner{
-		Binary:     c.Kiwi.KiwiPath,
+		Binary:     s.binary,
 		LogPath:    logPath,
 		WrapperDir: s.wrapperDir,
 		// Message, not Say: these are a command's output lines, shown
@@ -74,7 +78,7 @@ func (s *StepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multi
 		Output: func(line string) { ui.Message(line) },
 	}
 	bin, _ := r.LookPath()
-	ui.Sayf("Building %s with KIWI: %s %s", c.diskName, bin, shellQuote(args))
+	ui.Sayf("Building %s with KIWI: %s %s", s.diskName, bin, shellQuote(args))
 	ui.Sayf("KIWI's output is also written to %s", logPath)
 
 	t0 := time.Now()
@@ -87,7 +91,7 @@ func (s *StepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multi
 		}
 		var be *kiwi.BuildError
 		if errors.As(err, &be) {
-			be.LogPath = preserveLog(logPath, c.key())
+			be.LogPath = preserveLog(logPath, s.key)
 		}
 		return fail(fmt.Errorf("KIWI build of %s failed after %v: %w", describe(opts), took, err))
 	}
@@ -95,27 +99,19 @@ func (s *StepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multi
 
 	res, err := kiwi.ParseResult(s.targetDir)
 	if err != nil {
-		return fail(fmt.Errorf("kiwi-ng exited successfully but its result is unusable: %w (full log: %s)", err, preserveLog(logPath, c.key())))
+		return fail(fmt.Errorf("kiwi-ng exited successfully but its result is unusable: %w (full log: %s)", err, preserveLog(logPath, s.key)))
 	}
 	state.Put(StateKiwiResult, res)
 	ui.Sayf("KIWI result: %s", strings.Join(res.Keys(), ", "))
 
-	if err := s.collect(ctx, ui, c, res, out); err != nil {
+	if err := s.collect(ctx, ui, res, out); err != nil {
 		return fail(err)
 	}
 	out.add(artifact.File{Path: logPath, Role: artifact.RoleLog, Format: "text"})
-	// Hash while KIWI's image root is being removed: the disk's pages are
-	// still in the page cache, and hashing is CPU work while removing is
-	// metadata I/O.
-	var paths []string
-	for _, f := range out.Files {
-		paths = append(paths, f.Path)
-	}
-	out.prehash(ctx, paths...)
 
 	ui.Say("Removing KIWI's target directory (build/image-root and what was not moved out)")
 	t1 := time.Now()
-	if err := kiwi.RemoveTarget(s.targetDir); err != nil {
+	if err := kiwi.UnmountAndRemove(s.targetDir); err != nil {
 		return fail(fmt.Errorf("remove KIWI target directory: %w", err))
 	}
 	log.Printf("[INFO] osimage-disk: removing %s took %v", s.targetDir, time.Since(t1))
@@ -127,8 +123,8 @@ func (s *StepKiwiBuild) Run(ctx context.Context, state multistep.StateBag) multi
 
 // collect moves KIWI's outputs into the output directory under names
 // derived from the disk name, and records them.
-func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config, res *kiwi.Result, out *outputs) error {
-	dir, key := c.OutputDirectory, c.key()
+func (s *stepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, res *kiwi.Result, out *outputs) error {
+	dir, key := s.outputDir, s.key
 	move := func(src, name string) (string, error) {
 		dst := filepath.Join(dir, name)
 		if err := os.Rename(src, dst); err != nil {
@@ -145,7 +141,7 @@ func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config,
 	if format != diskfmt.Raw {
 		return fmt.Errorf("KIWI's disk_image %s is %s, expected a raw disk", res.Disk, format)
 	}
-	disk, err := move(res.Disk, c.diskName)
+	disk, err := move(res.Disk, s.diskName)
 	if err != nil {
 		return err
 	}
@@ -176,7 +172,7 @@ func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config,
 		out.add(artifact.File{Path: p, Role: artifact.RolePackages, Format: "kiwi-packages"})
 	}
 
-	if !c.wantBootFiles() {
+	if !s.bootFiles {
 		return nil
 	}
 	if res.KISArchive != "" && !res.SeparateKIS() {
@@ -184,7 +180,7 @@ func (s *StepKiwiBuild) collect(ctx context.Context, ui packersdk.Ui, c *Config,
 	}
 	k, err := res.KIS(ctx, filepath.Join(s.targetDir, "osimage-kis"))
 	if err != nil || k == nil {
-		return err // no kis output: StepBootFiles extracts the files from the disk
+		return err // no kis output: stepBootFiles extracts the files from the disk
 	}
 	for _, f := range []struct{ src, role, suffix string }{
 		{k.Kernel, artifact.RoleKernel, ".kernel"}, {k.Initrd, artifact.RoleInitrd, ".initrd"}, {k.Rootfs, artifact.RoleRootfs, ".rootfs"},
@@ -233,7 +229,7 @@ func probeFS(path string) string {
 	return fs.Type
 }
 
-func (s *StepKiwiBuild) Cleanup(state multistep.StateBag) {
+func (s *stepKiwiBuild) Cleanup(state multistep.StateBag) {
 	if s.wrapperDir != "" {
 		os.RemoveAll(s.wrapperDir)
 	}
@@ -243,7 +239,7 @@ func (s *StepKiwiBuild) Cleanup(state multistep.StateBag) {
 	ui := state.Get("ui").(packersdk.Ui)
 	if s.targetDir != "" {
 		ui.Say("Removing KIWI's target directory (unmounting and detaching what KIWI left first)")
-		if err := kiwi.RemoveTarget(s.targetDir); err != nil {
+		if err := kiwi.UnmountAndRemove(s.targetDir); err != nil {
 			ui.Errorf("Could not remove %s: %v", s.targetDir, err)
 		}
 	}

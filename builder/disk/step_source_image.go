@@ -17,26 +17,29 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 )
 
-// StepSourceImage copies `source_image` into the output directory as the
+// stepSourceImage copies `source_image` into the output directory as the
 // raw disk: a sparse copy for raw sources (holes and all-zero blocks are
 // not written), `qemu-img convert` for the others. A given checksum is
 // computed while copying (for raw sources; for others before converting,
 // since it is the checksum of the source file) and a mismatch fails the
 // build. Cleanup removes the partial disk when the build fails or is
 // cancelled.
-type StepSourceImage struct {
-	disk string
+type stepSourceImage struct {
+	source  string
+	qemuImg string
+	disk    string // the raw disk to write, in the output directory
+
+	written bool
 }
 
-func (s *StepSourceImage) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	c := state.Get(StateConfig).(*Config)
+func (s *stepSourceImage) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	ui := state.Get("ui").(packersdk.Ui)
 	out := getOutputs(state)
-	fail := func(err error) multistep.StepAction { return halt(state, ui, err) }
+	fail := func(err error) multistep.StepAction { return halt(state, err) }
 	format, _ := state.Get(StateSourceFormat).(string)
 	want, hasSum := state.Get(StateSourceChecksum).(checksum)
-	src := c.SourceImage
-	s.disk = filepath.Join(c.OutputDirectory, c.diskName)
+	src := s.source
+	s.written = true
 	f := artifact.File{Path: s.disk, Role: artifact.RoleDisk, Format: diskfmt.Raw}
 
 	if format == diskfmt.Raw {
@@ -47,7 +50,7 @@ func (s *StepSourceImage) Run(ctx context.Context, state multistep.StateBag) mul
 		if hasSum {
 			hashes = append(hashes, h)
 		}
-		stats, err := copyRaw(ctx, src, s.disk, progress.Update, hashes...)
+		stats, err := sparse.CopyFile(ctx, src, s.disk, sparse.CopyOptions{Hashes: hashes, Progress: progressOf(src, progress.Update)})
 		progress.Close()
 		if err != nil {
 			return fail(fmt.Errorf("copy source_image: %w", err))
@@ -80,7 +83,7 @@ func (s *StepSourceImage) Run(ctx context.Context, state multistep.StateBag) mul
 		}
 		ui.Sayf("Converting %s (%s) to the raw disk %s with qemu-img", src, format, s.disk)
 		progress := packerutil.NewProgress(ui, filepath.Base(src))
-		err := qemuimg.ConvertToRaw(ctx, c.QemuImgPath, src, format, s.disk, progress.Update)
+		err := qemuimg.ConvertToRaw(ctx, s.qemuImg, src, format, s.disk, progress.Update)
 		progress.Close()
 		if err != nil {
 			return fail(fmt.Errorf("convert source_image: %w", err))
@@ -91,47 +94,19 @@ func (s *StepSourceImage) Run(ctx context.Context, state multistep.StateBag) mul
 	return multistep.ActionContinue
 }
 
-func (s *StepSourceImage) Cleanup(state multistep.StateBag) {
-	if s.disk != "" && halted(state) {
+func (s *stepSourceImage) Cleanup(state multistep.StateBag) {
+	if s.written && halted(state) {
 		os.Remove(s.disk)
 	}
 }
 
-// copyRaw copies the raw disk src into a new file dst (which must not
-// exist): only data extents are read, holes and all-zero blocks are left as
-// holes, and hashes see every byte. On error dst is removed.
-func copyRaw(ctx context.Context, src, dst string, progress func(done, total int64), hashes ...io.Writer) (sparse.Stats, error) {
-	st, err := os.Stat(src)
+// progressOf adapts a progress callback over a file's whole size to
+// sparse's bytes-done callback (nil when the file cannot be read: the copy
+// then reports the error).
+func progressOf(path string, progress func(done, total int64)) func(done int64) {
+	st, err := os.Stat(path)
 	if err != nil {
-		return sparse.Stats{}, err
+		return nil
 	}
-	opts := sparse.CopyOptions{Hashes: hashes}
-	if progress != nil {
-		opts.Progress = func(done int64) { progress(done, st.Size()) }
-	}
-	return sparse.CopyFile(ctx, src, dst, opts)
-}
-
-// hashFile feeds a file's bytes to hashes, reading only its data extents
-// (holes are hashed as zeros without reading them).
-func hashFile(ctx context.Context, path string, progress func(done, total int64), hashes ...io.Writer) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if st.Size() == 0 {
-		return 0, nil
-	}
-	opts := sparse.CopyOptions{Hashes: hashes}
-	if progress != nil {
-		total := st.Size()
-		opts.Progress = func(done int64) { progress(done, total) }
-	}
-	stats, err := sparse.HashFile(ctx, f, opts)
-	return stats.Size, err
+	return func(done int64) { progress(done, st.Size()) }
 }

@@ -72,7 +72,7 @@ func variantOutput(v *imagedef.Variant) VariantOutput {
 		Firmware: v.Firmware, DefinitionType: v.DefinitionType, DefinitionPath: v.DefinitionPath,
 		Profiles: list(v.Profiles), Dimensions: map[string]string{}, Capabilities: map[string]string{},
 		PublishLabels: list(v.PublishLabels), PublishChannels: list(v.PublishChannels),
-		Targets: []TargetOutput{}, Unresolved: list(v.Unresolved), Delivery: v.DeliveryJSON(),
+		Targets: []TargetOutput{}, Unresolved: list(v.Unresolved), Delivery: v.Delivery.String(),
 	}
 	for k, val := range v.Dimensions {
 		o.Dimensions[k] = val

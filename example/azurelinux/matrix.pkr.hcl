@@ -4,9 +4,25 @@
 #   packer build -var output_dir=plan example/azurelinux
 #
 # Each build writes its variant (arch, platform, Hyper-V generation, KIWI
-# definition and profiles, publish targets) to plan/<key>.json with Packer's
-# file builder. A real pipeline puts `source "osimage-disk"` in its place
-# and passes the same values to it.
+# definition and profiles, publish targets, delivery) to plan/<key>.json
+# with Packer's file builder: exactly the JSON a real pipeline hands to
+# osimage-disk, which takes the variant whole (Azure Linux's KIWI
+# descriptions need an Azure Linux build host, so this example stops at
+# the plan):
+#
+#   source "osimage-disk" "variant" {}
+#   build {
+#     dynamic "source" {
+#       for_each = local.variants
+#       labels   = ["osimage-disk.variant"]
+#       content {
+#         name    = source.key
+#         variant = jsonencode(source.value)
+#         kiwi {}   # description and profiles come from the variant
+#       }
+#     }
+#     post-processor "osimage-vhd" {}
+#   }
 packer {
   required_plugins {
     osimage = {
@@ -47,19 +63,7 @@ build {
     content {
       name   = v.key
       target = "${var.output_dir}/${v.key}.json"
-      content = jsonencode({
-        key               = v.value.key
-        arch              = v.value.arch
-        oci_arch          = v.value.oci_arch
-        azure_arch        = v.value.azure_arch
-        platform          = v.value.platform
-        hyperv_generation = v.value.hyperv_generation
-        firmware          = v.value.firmware
-        definition        = basename(v.value.definition_path)
-        profiles          = v.value.profiles
-        targets           = [for t in v.value.targets : "${t.name}:${t.image_name}"]
-        unresolved        = v.value.unresolved
-      })
+      content = jsonencode(v.value)
     }
   }
 }

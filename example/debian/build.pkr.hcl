@@ -48,20 +48,15 @@ build {
     iterator = v
     labels   = ["osimage-disk.variant"]
     content {
-      name              = v.key
-      key               = v.key
-      image             = v.value.image
-      image_name        = try(v.value.targets[0].image_name, "")
-      arch              = v.value.arch
-      platform          = v.value.platform
-      hyperv_generation = v.value.hyperv_generation
-      firmware          = v.value.firmware
-      distro_version    = v.value.distro_version
-      boot_files        = "always"
-      output_directory  = "${var.output_dir}/${v.key}"
+      name = v.key
+      # Everything the matrix knows about this variant: arch, platform,
+      # generation, KIWI definition and profiles, publish targets, delivery.
+      # The artifact carries it to the post-processors.
+      variant          = jsonencode(v.value)
+      boot_files       = "always"
+      output_directory = "${var.output_dir}/${v.key}"
       kiwi {
-        description = v.value.definition_path
-        profiles    = v.value.profiles
+        # description and profiles come from the variant
         set_repository {
           source = var.debian_mirror
         }

@@ -1,6 +1,7 @@
 // Package artifact is the one artifact model shared by every component of the
-// plugin: files by role, and the variant (arch, platform, Hyper-V generation,
-// firmware) they belong to. Post-processors ask for roles, not positions, so
+// plugin: files by role, and the whole variant (internal/variant: arch,
+// platform, Hyper-V generation, firmware, publish targets, delivery) they
+// belong to. Post-processors ask for roles, not positions, so
 // they chain in any order and accept artifacts of other builders too.
 //
 // The Artifact type satisfies Packer's packersdk.Artifact interface by shape,
@@ -15,6 +16,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 // Roles a file can play.
@@ -33,19 +36,6 @@ const (
 // as a JSON string, across Packer's RPC boundary between plugin processes.
 const StateKey = "osimage.artifact"
 
-// Variant says which build of the matrix files belong to. Arch is always
-// x86_64 or aarch64; use Arch helpers for OCI or Azure spellings.
-type Variant struct {
-	Key              string `json:"key,omitempty"`
-	Image            string `json:"image,omitempty"`
-	ImageName        string `json:"image_name,omitempty"`
-	Arch             string `json:"arch,omitempty"`
-	Platform         string `json:"platform,omitempty"`
-	HyperVGeneration string `json:"hyperv_generation,omitempty"`
-	Firmware         string `json:"firmware,omitempty"`
-	DistroVersion    string `json:"distro_version,omitempty"`
-}
-
 // File is one output with its role.
 type File struct {
 	Path   string `json:"path"`
@@ -61,8 +51,12 @@ type Artifact struct {
 	// Builder is the id reported by BuilderId.
 	Builder string `json:"builder"`
 	// ID is reported by Id; defaults to the first file's path.
-	ID      string  `json:"id,omitempty"`
-	Variant Variant `json:"variant"`
+	ID string `json:"id,omitempty"`
+	// Variant is the build of the matrix the files belong to, whole: a
+	// publisher finds its destination among Variant.Targets. Arch is always
+	// x86_64 or aarch64; variant.OCIArch and variant.AzureArch spell it for
+	// the clouds.
+	Variant variant.Variant `json:"variant"`
 	// Outputs are the files by role.
 	Outputs []File `json:"files"`
 	// Extra holds string state other components or users may read with State.
@@ -133,11 +127,28 @@ func (a *Artifact) Id() string {
 	return ""
 }
 
-// String implements packersdk.Artifact.
+// String implements packersdk.Artifact: the variant, where it is
+// published, and the files by role.
 func (a *Artifact) String() string {
 	var b strings.Builder
-	if a.Variant.Key != "" {
-		fmt.Fprintf(&b, "Variant %s", a.Variant.Key)
+	v := &a.Variant
+	if v.Key != "" {
+		fmt.Fprintf(&b, "Variant %s", v.Key)
+		var parts []string
+		for _, s := range []string{v.Arch, v.Platform, v.HyperVGeneration, v.Firmware, v.ReleaseVer} {
+			if s != "" {
+				parts = append(parts, s)
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+		}
+		for _, t := range v.Targets {
+			fmt.Fprintf(&b, "\n  target   %s: %s %s, image %s", t.Name, t.InterfaceType, t.ResourceURN, t.ImageName)
+		}
+		if d := v.Delivery.String(); d != "{}" {
+			fmt.Fprintf(&b, "\n  delivery %s", d)
+		}
 	} else {
 		b.WriteString("Files")
 	}
@@ -195,6 +206,7 @@ func (a *Artifact) Clone() *Artifact {
 	c.Extra = cloneMap(a.Extra)
 	c.Generated = cloneMap(a.Generated)
 	c.Owned = nil
+	c.Variant = a.Variant.Clone()
 	return &c
 }
 

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 // fake is an artifact as another plugin (or Packer's RPC) presents it.
@@ -20,14 +23,21 @@ func (f fake) Files() []string               { return f.files }
 func (f fake) State(name string) interface{} { return f.state[name] }
 
 func TestFromReadsOwnModelAcrossRPC(t *testing.T) {
-	a := &Artifact{Builder: "osimage.builder.disk", Variant: Variant{Key: "k", Arch: "aarch64"},
+	v := variant.Variant{Key: "k", Image: "vm", Arch: "aarch64", OCIArch: "arm64", AzureArch: "Arm64",
+		Platform: "baremetal", HyperVGeneration: "V2", Firmware: "uefi", ReleaseVer: "4.0", Profiles: []string{"p"},
+		Dimensions:   map[string]string{"arch": "aarch64", "cloud": "azure"},
+		Capabilities: variant.Capabilities{"machine-bootable": true},
+		Targets: []variant.Target{{Name: "acg", InterfaceType: variant.InterfaceAzureComputeGallery, Backend: "b",
+			ResourceURN: "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/x", ImageName: "vm-arm64"}},
+		Unresolved: []string{"delivery.oci.tags[1]"}, Delivery: variant.Delivery(`{"oci":{"tags":["1",null]}}`)}
+	a := &Artifact{Builder: "osimage.builder.disk", Variant: v,
 		Outputs: []File{{Path: "/o/k.raw", Role: RoleDisk, Format: "raw"}, {Path: "/o/k.kernel", Role: RoleKernel}}}
 	s, _ := a.State(StateKey).(string)
 	got, err := From(fake{id: a.Builder, files: a.Files(), state: map[string]interface{}{StateKey: s}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Variant != a.Variant || len(got.Outputs) != 2 || got.Outputs[1].Role != RoleKernel {
+	if !reflect.DeepEqual(got.Variant, a.Variant) || len(got.Outputs) != 2 || got.Outputs[1].Role != RoleKernel {
 		t.Fatalf("got %+v", got)
 	}
 	if _, err := got.One(RoleInitrd); err == nil || !strings.Contains(err.Error(), "no initrd file") {

@@ -312,10 +312,10 @@ func init() {
 	values = append(values, definitionTypes...)
 	for i := range builtinDims {
 		b := &builtinDims[i]
-		keys = append(keys, b.name, b.variantsKey)
-		for _, v := range b.values {
-			values = append(values, v.canonical, v.keyPart)
-			values = append(values, v.aliases...)
+		keys = append(keys, b.Name, b.VariantsKey)
+		for _, v := range b.Values {
+			values = append(values, v.Canonical, v.KeyPart)
+			values = append(values, v.Aliases...)
 		}
 	}
 	for _, k := range keys {

@@ -1,6 +1,8 @@
 package imagedef
 
 import (
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
+
 	"fmt"
 	"math"
 	"runtime"
@@ -638,7 +640,7 @@ func (w *imageWorker) combination(run *imageRun, combo int, vals []string) bool 
 	*log.recs = append(*log.recs, comboRec{combo: int32(combo)})
 	r := &(*log.recs)[len(*log.recs)-1]
 	if !run.hasFirmware {
-		vals[bFirmware] = deriveFirmware((*[numBuiltins]string)(vals[:numBuiltins]))
+		vals[bFirmware] = variant.DeriveFirmware((*[numBuiltins]string)(vals[:numBuiltins]))
 	}
 	for _, ru := range run.excl {
 		if ru.matches(img, vals) {
@@ -647,7 +649,8 @@ func (w *imageWorker) combination(run *imageRun, combo int, vals []string) bool 
 		}
 	}
 	r.key = variantKey(img, vals)
-	if dim, val, other, otherVal, allowed, ok := checkCombination((*[numBuiltins]string)(vals[:numBuiltins])); !ok {
+	if c := variant.CheckCombination((*[numBuiltins]string)(vals[:numBuiltins])); c != nil {
+		dim, val, other, otherVal, allowed := c.Dim, c.Value, c.Other, c.OtherValue, c.Allowed
 		r.outcome = outInvalid
 		log.err = img.src.errAt(ErrCombination, keyPath{"images", img.Name, "variants"},
 			"variant %s combines %s %s with %s %s, but %s %s allows %s %s only; add an exclude rule such as { %s = %q, %s = %q }",
@@ -780,8 +783,8 @@ func variantKey(img *Image, vals []string) string {
 			if v = vals[dim.builtin]; v == "" {
 				continue
 			}
-			if dv := valueIndex[dim.builtin][v]; dv != nil {
-				v = dv.keyPart
+			if dv := variant.Canonical(dim.builtin, v); dv != nil {
+				v = dv.KeyPart
 			}
 		} else {
 			v = vals[numBuiltins+nUser]
@@ -840,7 +843,7 @@ type template struct {
 	profiles, labels, channels    []string
 	capabilities                  map[string]bool
 	delivery                      map[string]any
-	deliveryJSON                  string
+	deliveryJSON                  variant.Delivery
 	targets                       []Target
 	unresolved                    []string
 }
@@ -879,7 +882,7 @@ func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*t
 		targets:      make([]Target, 0, len(vc.targets)),
 	}
 	tp.profiles, tp.labels, tp.channels = cloneLists(s.profiles, s.labels, s.channels)
-	tp.ociArch, tp.azureArch = archSpellings(arch)
+	tp.ociArch, tp.azureArch = variant.OCIArch(arch), variant.AzureArch(arch)
 	if tp.defType == "" && !slices.Contains(s.unresolved, "definition.type") {
 		tp.defType = definitionTypes[0]
 	}
@@ -902,7 +905,7 @@ func (w *imageWorker) newTemplate(run *imageRun, tk templateKey, key string) (*t
 	if err != nil {
 		return nil, img.src.errAt(ErrValue, keyPath{"images", img.Name, "delivery"}, "cannot encode as JSON: %v", err)
 	}
-	tp.deliveryJSON = string(dj)
+	tp.deliveryJSON = variant.Delivery(string(dj))
 	w.json = dj
 	unresolved := slices.Concat(s.unresolved, vc.unresolved)
 	for _, tg := range vc.targets {
@@ -971,9 +974,7 @@ func (tp *template) fill(v *Variant, img *Image, vc *versionCtx, key string, val
 	v.PublishChannels = tp.channels
 	v.Targets = tp.targets
 	v.Unresolved = tp.unresolved
-	v.Delivery = tp.delivery
-	v.File = img.File
-	v.deliveryJSON = tp.deliveryJSON
+	v.Delivery = tp.deliveryJSON
 }
 
 // dimensions is Variant.Dimensions of one combination.
@@ -981,7 +982,7 @@ func dimensions(img *Image, vals []string) map[string]string {
 	dims := make(map[string]string, len(vals))
 	for i := range numBuiltins {
 		if vals[i] != "" {
-			dims[builtinDims[i].name] = vals[i]
+			dims[builtinDims[i].Name] = vals[i]
 		}
 	}
 	nUser := 0
@@ -1132,7 +1133,7 @@ func compileFilters(list []string) []*filterEntry {
 	for _, s := range list {
 		f := &filterEntry{raw: s}
 		for i := range builtinDims {
-			f.canon[i], _ = builtinDims[i].normalize(s)
+			f.canon[i], _ = builtinDims[i].Normalize(s)
 		}
 		out = append(out, f)
 	}

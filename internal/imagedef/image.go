@@ -1,6 +1,8 @@
 package imagedef
 
 import (
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
+
 	"slices"
 	"strings"
 )
@@ -134,7 +136,7 @@ func (img *Image) decodeVariants(f *srcFile, path keyPath, v any) error {
 				continue
 			}
 			if b, _ := builtinByName(k); b != nil {
-				return f.errAt(ErrValue, kp, "use %s = [...] to list the %s values", b.variantsKey, b.what)
+				return f.errAt(ErrValue, kp, "use %s = [...] to list the %s values", b.VariantsKey, b.What)
 			}
 			if reservedDimNames[k] {
 				return f.errAt(ErrValue, kp, "%q is reserved and cannot name a dimension", k)
@@ -150,9 +152,9 @@ func (img *Image) decodeVariants(f *srcFile, path keyPath, v any) error {
 	for i := range builtinDims {
 		b := &builtinDims[i]
 		if vals := declared[i]; vals != nil {
-			img.Dimensions = append(img.Dimensions, Dimension{Name: b.name, Values: vals, Declared: true, builtin: i})
-		} else if len(b.defaults) > 0 {
-			img.Dimensions = append(img.Dimensions, Dimension{Name: b.name, Values: slices.Clone(b.defaults), builtin: i})
+			img.Dimensions = append(img.Dimensions, Dimension{Name: b.Name, Values: vals, Declared: true, builtin: i})
+		} else if len(b.Defaults) > 0 {
+			img.Dimensions = append(img.Dimensions, Dimension{Name: b.Name, Values: slices.Clone(b.Defaults), builtin: i})
 		}
 	}
 	img.Dimensions = append(img.Dimensions, user...)
@@ -189,22 +191,22 @@ func (img *Image) dim(name string) *Dimension {
 	return nil
 }
 
-func builtinValues(f *srcFile, path keyPath, b *builtinDim, v any) ([]string, error) {
+func builtinValues(f *srcFile, path keyPath, b *variant.Dim, v any) ([]string, error) {
 	raw, err := reader{f}.strList(path, v)
 	if err != nil {
 		return nil, err
 	}
 	if len(raw) == 0 {
-		return nil, f.errAt(ErrValue, path, "empty list; expected at least one of: %s (or leave the key out)", b.accepted())
+		return nil, f.errAt(ErrValue, path, "empty list; expected at least one of: %s (or leave the key out)", b.Accepted())
 	}
 	out := make([]string, 0, len(raw))
 	for i, s := range raw {
-		c, ok := b.normalize(s)
+		c, ok := b.Normalize(s)
 		if !ok {
-			return nil, f.errAt(ErrUnknownValue, path.with(index(i)), "unknown %s %q; expected one of: %s", b.what, s, b.accepted())
+			return nil, f.errAt(ErrUnknownValue, path.with(index(i)), "unknown %s %q; expected one of: %s", b.What, s, b.Accepted())
 		}
 		if slices.Contains(out, c) {
-			return nil, f.errAt(ErrValue, path.with(index(i)), "%q repeats %s %s", s, b.what, c)
+			return nil, f.errAt(ErrValue, path.with(index(i)), "%q repeats %s %s", s, b.What, c)
 		}
 		out = append(out, c)
 	}
@@ -313,16 +315,16 @@ func decodeCond(f *srcFile, path keyPath, dim string, v any, img *Image) (cond, 
 	}
 	if b, _ := builtinByName(dim); b != nil {
 		for i, s := range vals {
-			c, ok := b.normalize(s)
+			c, ok := b.Normalize(s)
 			if !ok {
-				return cond{}, f.errAt(ErrUnknownValue, path, "unknown %s %q; expected one of: %s", b.what, s, b.accepted())
+				return cond{}, f.errAt(ErrUnknownValue, path, "unknown %s %q; expected one of: %s", b.What, s, b.Accepted())
 			}
 			vals[i] = c
 		}
 		return cond{dim: dim, values: vals}, nil
 	}
 	if b, _ := builtinByVariantsKey(dim); b != nil {
-		return cond{}, f.errAt(ErrValue, path, "rules name dimensions, not variants keys: use %s", b.name)
+		return cond{}, f.errAt(ErrValue, path, "rules name dimensions, not variants keys: use %s", b.Name)
 	}
 	if dim == "image" || img == nil {
 		return cond{dim: dim, values: vals}, nil

@@ -376,9 +376,9 @@ func decodeTargetImage(f *srcFile, p keyPath, m map[string]any) (TargetImage, er
 			if err != nil {
 				return ti, err
 			}
-			c, ok := b.normalize(s)
+			c, ok := b.Normalize(s)
 			if !ok {
-				return ti, f.errAt(ErrUnknownValue, kp, "unknown %s %q; expected one of: %s", b.what, s, b.accepted())
+				return ti, f.errAt(ErrUnknownValue, kp, "unknown %s %q; expected one of: %s", b.What, s, b.Accepted())
 			}
 			if k == "arch" {
 				ti.Arch = c

@@ -13,13 +13,13 @@ import (
 	"sync"
 )
 
-// Where RemoveTarget looks, replaceable in tests.
+// Where UnmountAndRemove looks, replaceable in tests.
 var (
 	mountInfoPath = "/proc/self/mountinfo"
 	sysBlockPath  = "/sys/block"
 )
 
-// RemoveTarget deletes a KIWI target directory safely after a failed or
+// UnmountAndRemove deletes a KIWI target directory safely after a failed or
 // cancelled build.
 //
 // A KIWI killed mid-build leaves bind mounts of the host's /dev, /proc,
@@ -28,11 +28,11 @@ var (
 // and delete the host's device nodes. It also leaves the disk's root
 // partition mounted outside dir, under /var/tmp/kiwi_mount_manager.*,
 // through a loop device backed by the disk file: removing the file then
-// keeps its space allocated until reboot. RemoveTarget first detaches
+// keeps its space allocated until reboot. UnmountAndRemove first detaches
 // (lazily, deepest first) every mount under dir and every mount of a loop
 // device backed by a file under dir, detaches those loop devices, checks
 // that no mount is left under dir, and only then removes dir.
-func RemoveTarget(dir string) error {
+func UnmountAndRemove(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err

@@ -36,8 +36,8 @@ func TestMountsUnderListsDeepestFirstAndMatchesWholeComponents(t *testing.T) {
 	}
 }
 
-func TestRemoveTargetOfAMissingDirIsANoOp(t *testing.T) {
-	if err := RemoveTarget(filepath.Join(t.TempDir(), "none")); err != nil {
+func TestUnmountAndRemoveOfAMissingDirIsANoOp(t *testing.T) {
+	if err := UnmountAndRemove(filepath.Join(t.TempDir(), "none")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -45,7 +45,7 @@ func TestRemoveTargetOfAMissingDirIsANoOp(t *testing.T) {
 // The case that matters: a KIWI killed mid-build leaves the host's /dev
 // bind-mounted in its image root. Removing the target must not delete
 // through the mount.
-func TestRemoveTargetDoesNotDeleteThroughBindMounts(t *testing.T) {
+func TestUnmountAndRemoveDoesNotDeleteThroughBindMounts(t *testing.T) {
 	testutil.NeedRoot(t, "bind mounts")
 	host := t.TempDir()
 	sentinel := filepath.Join(host, "device-node-stand-in")
@@ -59,7 +59,7 @@ func TestRemoveTargetDoesNotDeleteThroughBindMounts(t *testing.T) {
 	testutil.Need(t, err == nil, fmt.Sprintf("bind mount not permitted here: %v", err), "run the tests as root outside a restricted container (CAP_SYS_ADMIN)")
 	t.Cleanup(func() { unix.Unmount(dev, unix.MNT_DETACH) })
 
-	if err := RemoveTarget(target); err != nil {
+	if err := UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(sentinel); err != nil || string(b) != "keep me" {
@@ -73,7 +73,7 @@ func TestRemoveTargetDoesNotDeleteThroughBindMounts(t *testing.T) {
 	}
 }
 
-func TestRemoveTargetDetachesLoopDevices(t *testing.T) {
+func TestUnmountAndRemoveDetachesLoopDevices(t *testing.T) {
 	testutil.NeedLoop(t)
 	target := t.TempDir()
 	disk := filepath.Join(target, "disk.raw")
@@ -89,7 +89,7 @@ func TestRemoveTargetDetachesLoopDevices(t *testing.T) {
 			exec.Command("losetup", "-d", dev).Run()
 		}
 	})
-	if err := RemoveTarget(target); err != nil {
+	if err := UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(backing); err == nil {
@@ -151,13 +151,13 @@ func TestMountsOfDevicesMatchesLoopDevicesAndTheirPartitionsOnly(t *testing.T) {
 	}
 }
 
-// TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt is what a KIWI
+// TestUnmountAndRemoveUnmountsTheDiskKiwiMountedOutsideIt is what a KIWI
 // killed while it syncs the image root onto the disk leaves: the disk's
 // partition mounted through a loop device under
 // /var/tmp/kiwi_mount_manager.*, outside the target directory.
-// RemoveTarget unmounts it, removes KIWI's empty mount point and detaches
+// UnmountAndRemove unmounts it, removes KIWI's empty mount point and detaches
 // the loop device, so the disk's space is freed with the file.
-func TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
+func TestUnmountAndRemoveUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
 	testutil.NeedLoop(t)
 	sfdisk := testutil.NeedTool(t, "sfdisk", "fdisk")
 	mkfs := testutil.NeedTool(t, "mkfs.ext4", "e2fsprogs")
@@ -198,7 +198,7 @@ func TestRemoveTargetUnmountsTheDiskKiwiMountedOutsideIt(t *testing.T) {
 	os.Mkdir(mp, 0o755)
 	err = unix.Mount(p1, mp, "ext4", 0, "")
 	testutil.Need(t, err == nil, fmt.Sprintf("mount %s: %v", p1, err), "run the tests as root outside a restricted container (CAP_SYS_ADMIN)")
-	if err := RemoveTarget(target); err != nil {
+	if err := UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if info, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(info), mp) {

@@ -15,6 +15,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/partition"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 )
 
 // TestRealBuild runs Debian's kiwi-ng on testdata/bookworm, the smallest
@@ -31,7 +32,7 @@ import (
 func TestRealBuild(t *testing.T) {
 	r := realRunner(t)
 	t.Parallel()
-	mirror, err := kiwi.DebianMirror()
+	mirror, err := debmirror.URL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,12 +188,12 @@ func ownCache(t *testing.T, dir string) []string {
 
 // TestRealBuildCancel cancels a real build while apt runs in KIWI's chroot
 // and checks that nothing is left: no process, no mount, no loop device,
-// and RemoveTarget removes the partial output. It needs what TestRealBuild
+// and UnmountAndRemove removes the partial output. It needs what TestRealBuild
 // needs and runs in parallel with it.
 func TestRealBuildCancel(t *testing.T) {
 	r := realRunner(t)
 	t.Parallel()
-	mirror, err := kiwi.DebianMirror()
+	mirror, err := debmirror.URL()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,10 +238,10 @@ func TestRealBuildCancel(t *testing.T) {
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mounts), "\n") {
 		if strings.Contains(l, target) {
-			t.Logf("mount left by the cancelled KIWI (RemoveTarget handles it): %s", l)
+			t.Logf("mount left by the cancelled KIWI (UnmountAndRemove handles it): %s", l)
 		}
 	}
-	if err := kiwi.RemoveTarget(target); err != nil {
+	if err := kiwi.UnmountAndRemove(target); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(target); !os.IsNotExist(err) {

@@ -1,6 +1,10 @@
 package partition
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
+)
 
 // Kind is the role a partition type stands for.
 type Kind int
@@ -103,15 +107,16 @@ var mbrTypes = map[byte]typeInfo{
 }
 
 // NormaliseArch maps the spellings of an architecture to the uname -m form
-// used by the root types: amd64/x64 -> x86_64, arm64 -> aarch64. Unknown
-// names come back lower-cased.
+// used by the root types: the variants' arches through internal/variant's
+// table (amd64/x64 -> x86_64, arm64 -> aarch64), and the other
+// architectures the Discoverable Partitions types know. Unknown names come
+// back lower-cased.
 func NormaliseArch(arch string) string {
+	if c, err := variant.NormalizeArch(arch); err == nil {
+		return c
+	}
 	a := strings.ToLower(strings.TrimSpace(arch))
 	switch a {
-	case "amd64", "x64", "x86-64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
 	case "i386", "i486", "i586", "x86", "386":
 		return "i686"
 	case "arm", "armhf", "armv7l":

@@ -11,18 +11,22 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
 )
 
 // Config is the configuration of the osimage-vhd post-processor.
 type Config struct {
-	common.PackerConfig `mapstructure:",squash"`
+	common.PackerConfig      `mapstructure:",squash"`
+	packerutil.VariantConfig `mapstructure:",squash"`
 
 	// Path of the VHD to write. Defaults to the input disk's path with its
 	// extension replaced by `.vhd` (`disk.raw` becomes `disk.vhd`). Accepts
 	// Packer template variables, rendered when the post-processor runs:
-	// `{{ .BuildName }}`, `{{ .BuilderType }}`, `{{ .Key }}` (the variant
-	// key), `{{ .Arch }}`, `{{ .Platform }}`, `{{ .HyperVGeneration }}` and
-	// `{{ .InputDir }}` (directory of the input disk). The directory must
+	// `{{ .BuildName }}`, `{{ .BuilderType }}`, `{{ .InputDir }}`
+	// (directory of the input disk) and every string field of the variant
+	// by its Go name: `{{ .Key }}`, `{{ .Image }}`, `{{ .Arch }}`,
+	// `{{ .Platform }}`, `{{ .HyperVGeneration }}`, `{{ .ReleaseVer }}`, ... The directory must
 	// exist. Ignored with `in_place`.
 	Output string `mapstructure:"output"`
 	// Convert the raw disk into a VHD where it lies, by padding it to a whole
@@ -58,6 +62,9 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		return err
 	}
 	var errs *packersdk.MultiError
+	if err := c.PrepareVariant(); err != nil {
+		errs = packersdk.MultiErrorAppend(errs, err)
+	}
 	for i, s := range c.Checksums {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if s != "md5" && s != "sha256" {

@@ -40,6 +40,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	if err != nil {
 		return nil, false, false, err
 	}
+	p.config.ApplyVariant(a)
 	disk, err := pickDisk(a)
 	if err != nil {
 		return nil, false, false, fmt.Errorf("osimage-vhd: %w", err)
@@ -157,15 +158,14 @@ func (p *PostProcessor) outputPath(a *artifact.Artifact, src string) (string, er
 		return src + ".vhd", nil
 	}
 	ictx := p.config.ctx
-	ictx.Data = map[string]string{
-		"BuildName":        p.config.PackerBuildName,
-		"BuilderType":      p.config.PackerBuilderType,
-		"Key":              a.Variant.Key,
-		"Arch":             a.Variant.Arch,
-		"Platform":         a.Variant.Platform,
-		"HyperVGeneration": a.Variant.HyperVGeneration,
-		"InputDir":         filepath.Dir(src),
+	data := map[string]string{}
+	for _, f := range a.Variant.Fields() {
+		data[f.Name] = f.Value
 	}
+	data["BuildName"] = p.config.PackerBuildName
+	data["BuilderType"] = p.config.PackerBuilderType
+	data["InputDir"] = filepath.Dir(src)
+	ictx.Data = data
 	out, err := interpolate.Render(p.config.Output, &ictx)
 	if err != nil {
 		return "", fmt.Errorf("osimage-vhd: output %q: %w", p.config.Output, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 func configure(t *testing.T, raw map[string]interface{}) *PostProcessor {
@@ -31,7 +32,7 @@ func TestPostProcessConvertsQcow2ThroughQemuImg(t *testing.T) {
 	raw := testutil.SparseFile(t, filepath.Join(dir, "src.raw"), 8<<20, map[int64][]byte{1 << 20: bytes.Repeat([]byte{7}, 4096)})
 	qcow := filepath.Join(dir, "disk.qcow2")
 	testutil.Run(t, qemuImg, "convert", "-f", "raw", "-O", "qcow2", raw, qcow)
-	in := &artifact.Artifact{Builder: artifact.QemuBuilderID, Variant: artifact.Variant{Key: "v1", Arch: "x86_64"},
+	in := &artifact.Artifact{Builder: artifact.QemuBuilderID, Variant: variant.Variant{Key: "v1", Arch: "x86_64"},
 		Outputs: []artifact.File{{Path: qcow, Role: artifact.RoleDisk}}}
 	p := configure(t, map[string]interface{}{"output": filepath.Join(dir, "{{ .Key }}-{{ .Arch }}.vhd")})
 	out, keep, force, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
@@ -89,6 +90,41 @@ func TestPostProcessRejectsArtifactWithoutDisk(t *testing.T) {
 	in := &artifact.Artifact{Builder: "x", Outputs: []artifact.File{{Path: "/k", Role: artifact.RoleKernel}}}
 	_, _, _, err := configure(t, map[string]interface{}{}).PostProcess(context.Background(), packersdk.TestUi(t), in)
 	if err == nil || !strings.Contains(err.Error(), "no vhd file") && !strings.Contains(err.Error(), "no disk") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestTheVariantAttributeGivesAFileBuilderArtifactItsVariant(t *testing.T) {
+	dir := t.TempDir()
+	raw := testutil.SparseFile(t, filepath.Join(dir, "d.raw"), 3<<20, map[int64][]byte{0: []byte("x")})
+	in := &artifact.Artifact{Builder: artifact.FileBuilderID, Outputs: []artifact.File{{Path: raw, Role: artifact.RoleDisk}}}
+	p := configure(t, map[string]interface{}{
+		"variant": `{"key":"vm-aarch64","arch":"arm64","release_ver":"4.1","delivery":"{\"vhd\":{\"name\":\"n\"}}",` +
+			`"targets":[{"name":"acg","interface_type":"azure-compute-gallery","resource_urn":"/g","image_name":"def"}]}`,
+		"output": filepath.Join(dir, "{{ .Key }}-{{ .ReleaseVer }}-{{ .AzureArch }}.vhd"),
+	})
+	out, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := artifact.From(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := m.Variant
+	if v.Key != "vm-aarch64" || v.Arch != "aarch64" || v.AzureArch != "Arm64" || v.DeliveryString("vhd.name") != "n" ||
+		len(v.TargetsOf(variant.InterfaceAzureComputeGallery)) != 1 {
+		t.Errorf("variant after osimage-vhd: %+v", v)
+	}
+	if vhdFile, _ := m.One(artifact.RoleVHD); vhdFile.Path != filepath.Join(dir, "vm-aarch64-4.1-Arm64.vhd") {
+		t.Errorf("output %s not rendered from the variant", vhdFile.Path)
+	}
+}
+
+func TestAMalformedVariantAttributeIsAConfigureError(t *testing.T) {
+	var p PostProcessor
+	err := p.Configure(map[string]interface{}{"variant": `{"arch":"x86_64"}`})
+	if err == nil || !strings.Contains(err.Error(), "variant") || !strings.Contains(err.Error(), `no "key"`) {
 		t.Fatalf("err = %v", err)
 	}
 }

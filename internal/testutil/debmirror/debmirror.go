@@ -1,4 +1,7 @@
-package kiwi
+// Package debmirror finds the Debian archive this machine's apt uses, for
+// the real KIWI builds of tests, the demo and the benchmarks; the plugin
+// itself never links it.
+package debmirror
 
 import (
 	"bufio"
@@ -11,18 +14,18 @@ import (
 	"strings"
 )
 
-// Where DebianMirror looks, in order.
+// Where URL looks, in order.
 var (
 	debianSourcesPath = "/etc/apt/sources.list.d/debian.sources"
 	sourcesListPath   = "/etc/apt/sources.list"
 )
 
-// DebianMirror returns the Debian archive this machine's apt uses, for a
+// URL returns the Debian archive this machine's apt uses, for a
 // KIWI apt-deb repository source (the tests pass it with --set-repo): the
 // first URI of the first enabled deb stanza for a main suite in
 // /etc/apt/sources.list.d/debian.sources (deb822), else the first deb line
 // of /etc/apt/sources.list. A URI without a path gets "/debian".
-func DebianMirror() (string, error) {
+func URL() (string, error) {
 	data, err := os.ReadFile(debianSourcesPath)
 	if err == nil {
 		if u, perr := MirrorFromDeb822(data); perr == nil {

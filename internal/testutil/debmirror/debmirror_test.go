@@ -1,4 +1,4 @@
-package kiwi
+package debmirror
 
 import (
 	"os"
@@ -80,22 +80,22 @@ deb http://later.example/debian bookworm main
 	}
 }
 
-func TestDebianMirrorFallsBackToSourcesList(t *testing.T) {
+func TestURLFallsBackToSourcesList(t *testing.T) {
 	oldS, oldL := debianSourcesPath, sourcesListPath
 	t.Cleanup(func() { debianSourcesPath, sourcesListPath = oldS, oldL })
 	dir := t.TempDir()
 	debianSourcesPath = filepath.Join(dir, "debian.sources")
 	sourcesListPath = filepath.Join(dir, "sources.list")
 
-	if _, err := DebianMirror(); err == nil {
+	if _, err := URL(); err == nil {
 		t.Error("no files: want an error")
 	}
 	os.WriteFile(sourcesListPath, []byte("deb http://list.example/debian bookworm main\n"), 0o644)
-	if got, err := DebianMirror(); err != nil || got != "http://list.example/debian" {
+	if got, err := URL(); err != nil || got != "http://list.example/debian" {
 		t.Errorf("sources.list: %q, %v", got, err)
 	}
 	os.WriteFile(debianSourcesPath, []byte("Types: deb\nURIs: http://d822.example\nSuites: bookworm\n"), 0o644)
-	if got, err := DebianMirror(); err != nil || got != "http://d822.example/debian" {
+	if got, err := URL(); err != nil || got != "http://d822.example/debian" {
 		t.Errorf("debian.sources: %q, %v", got, err)
 	}
 }
