@@ -245,6 +245,9 @@ source "osimage-disk" "bookworm" {
   output_directory = "`+out+`"
   kiwi {
     description = "`+desc+`"
+    # Its own shared cache: apt-get in KIWI's chroot locks the shared cache,
+    # so KIWI builds running at once on this machine must not share one.
+    extra_global_args = ["--shared-cache-dir=`+filepath.Join(dir, "kiwi-cache")+`"]
     set_repository {
       source = "`+mirror+`"
     }

@@ -167,6 +167,15 @@ func TestCopyOfASourceStartingWithAHoleHashesItFirst(t *testing.T) {
 
 // Blocks are aligned to the block size, not to the start of the extent,
 // so a zero block that is aligned is found even when the extent is not.
+func TestCopyReportsProgressOncePerBlock(t *testing.T) {
+	src := makeSparse(t, 2*DefaultBlockSize, map[int64][]byte{0: bytes.Repeat([]byte{3}, 2*DefaultBlockSize)})
+	var seen []int64
+	copyTo(t, src, CopyOptions{Progress: func(d int64) { seen = append(seen, d) }})
+	if want := fmt.Sprint([]int64{DefaultBlockSize, 2 * DefaultBlockSize}); fmt.Sprint(seen) != want {
+		t.Fatalf("progress %v, want %s: once per block, no report for an empty hole", seen, want)
+	}
+}
+
 func TestCopyAlignsBlocksToTheBlockSize(t *testing.T) {
 	needHoles(t)
 	const bs = 64 << 10
@@ -265,7 +274,8 @@ type failingWriter struct{ err error }
 func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 
 func TestCopyFailsWhenAHashWriterFails(t *testing.T) {
-	src := makeSparse(t, 2<<20, map[int64][]byte{1 << 20: []byte("after a hole")})
+	holeFirst := makeSparse(t, 2<<20, map[int64][]byte{1 << 20: []byte("after a hole")})
+	holeLast := makeSparse(t, 2<<20, map[int64][]byte{0: []byte("before a hole")})
 	boom := errors.New("boom")
 	for name, hs := range map[string][]io.Writer{
 		"one writer":           {failingWriter{boom}},
@@ -273,11 +283,13 @@ func TestCopyFailsWhenAHashWriterFails(t *testing.T) {
 		"first of two":         {failingWriter{boom}, md5.New()},
 		"both, first reported": {failingWriter{boom}, failingWriter{boom}},
 	} {
-		f, _ := os.Open(src)
-		_, err := HashFile(context.Background(), f, CopyOptions{Hashes: hs})
-		f.Close()
-		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "checksum "+src) {
-			t.Errorf("%s: err = %v, want boom, naming the file", name, err)
+		for _, src := range []string{holeFirst, holeLast} {
+			f, _ := os.Open(src)
+			_, err := HashFile(context.Background(), f, CopyOptions{Hashes: hs})
+			f.Close()
+			if !errors.Is(err, boom) || !strings.Contains(err.Error(), "checksum "+src) {
+				t.Errorf("%s, %s: err = %v, want boom, naming the file", name, filepath.Base(filepath.Dir(src)), err)
+			}
 		}
 	}
 }

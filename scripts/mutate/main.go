@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -152,9 +153,38 @@ func count(r result) figures {
 			}
 		}
 	}
-	sort.Strings(f.survivors)
-	sort.Strings(f.uncovered)
+	sortPositions(f.survivors)
+	sortPositions(f.uncovered)
 	return f
+}
+
+// sortPositions sorts "file:line:col TYPE" by file, then line and column
+// as numbers.
+func sortPositions(ps []string) {
+	key := func(p string) (string, int, int, string) {
+		pos, typ, _ := strings.Cut(p, " ")
+		parts := strings.Split(pos, ":")
+		if len(parts) != 3 {
+			return p, 0, 0, ""
+		}
+		l, _ := strconv.Atoi(parts[1])
+		c, _ := strconv.Atoi(parts[2])
+		return parts[0], l, c, typ
+	}
+	sort.Slice(ps, func(i, j int) bool {
+		fi, li, ci, ti := key(ps[i])
+		fj, lj, cj, tj := key(ps[j])
+		if fi != fj {
+			return fi < fj
+		}
+		if li != lj {
+			return li < lj
+		}
+		if ci != cj {
+			return ci < cj
+		}
+		return ti < tj
+	})
 }
 
 // efficacy and coverage as gremlins defines them: killed over killed plus
@@ -278,7 +308,7 @@ func update(doc, pkg, sec string) string {
 		// equivalent-mutants part, else at the end.
 		at := -1
 		for _, m := range regexp.MustCompile(`<!-- mutate:([^:]+):begin -->`).FindAllStringSubmatchIndex(doc, -1) {
-			if name := doc[m[2]:m[3]]; name > pkg {
+			if name := doc[m[2]:m[3]]; name != "summary" && name > pkg {
 				at = m[0]
 				break
 			}
