@@ -197,6 +197,15 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kiwi-ng not started: %w", err)
 	}
+	say := func(string) {}
+	if r.Output != nil {
+		say = r.Output
+	}
+	unlock, err := lockSharedCache(ctx, SharedCacheDir(args), say)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var logFile *os.File
 	if r.LogPath != "" {
 		if logFile, err = os.Create(r.LogPath); err != nil {

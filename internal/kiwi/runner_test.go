@@ -373,3 +373,83 @@ func TestStatStateGroupReadsCommandsWithParens(t *testing.T) {
 		t.Error("garbage parsed")
 	}
 }
+
+func TestSharedCacheDirIsKiwisDefaultOrTheGivenOne(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, DefaultSharedCacheDir},
+		{[]string{"--debug", "system", "build"}, DefaultSharedCacheDir},
+		{[]string{"--shared-cache-dir=/c", "system", "build"}, "/c"},
+		{[]string{"--shared-cache-dir", "/d", "system", "build"}, "/d"},
+		{[]string{"--shared-cache-dir"}, DefaultSharedCacheDir},
+	} {
+		if got := SharedCacheDir(tc.args); got != tc.want {
+			t.Errorf("SharedCacheDir(%q) = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestBuildsSharingAKiwiCacheTakeTurns(t *testing.T) {
+	cache := t.TempDir()
+	old := cacheLockPoll
+	cacheLockPoll = 20 * time.Millisecond
+	t.Cleanup(func() { cacheLockPoll = old })
+	hold, err := lockSharedCache(context.Background(), cache, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, out := fakeKiwi(t, "noresult")
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Run(context.Background(), []string{"--shared-cache-dir=" + cache, "system", "build"})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(strings.Join(out.all(), "\n"), "waiting for another KIWI build") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no waiting message; output %q", out.all())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("kiwi-ng ran while another build held the cache: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	hold()
+	if err := <-done; err != nil {
+		t.Fatalf("after the lock was released: %v", err)
+	}
+}
+
+func TestAWaitingBuildCanBeCancelled(t *testing.T) {
+	cache := t.TempDir()
+	hold, err := lockSharedCache(context.Background(), cache, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold()
+	r, _ := fakeKiwi(t, "ok")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = r.Run(ctx, []string{"--shared-cache-dir=" + cache, "system", "build"})
+	if err == nil || !strings.Contains(err.Error(), "waiting for the shared cache "+cache) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBuildsWithTheirOwnCachesDoNotWait(t *testing.T) {
+	hold, err := lockSharedCache(context.Background(), t.TempDir(), func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold()
+	r, out := fakeKiwi(t, "noresult")
+	if err := r.Run(context.Background(), []string{"--shared-cache-dir=" + t.TempDir(), "system", "build"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(out.all(), "\n"), "waiting") {
+		t.Errorf("a build with its own cache waited: %q", out.all())
+	}
+}
