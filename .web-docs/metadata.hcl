@@ -19,4 +19,9 @@ integration {
     name = "VHD"
     slug = "vhd"
   }
+  component {
+    type = "post-processor"
+    name = "Gallery"
+    slug = "gallery"
+  }
 }
