@@ -112,3 +112,36 @@ func TestPreflightStepNamesTheFormatProblemOfTheSourceImage(t *testing.T) {
 		t.Errorf("shown errors %q", ui.errors)
 	}
 }
+
+func TestSourceImageStepCopiesVerifiesAndCleansUpAfterAFailure(t *testing.T) {
+	src := someFile(t)
+	os.WriteFile(src, []byte("a raw disk"), 0o644)
+	sum, err := parseChecksum(sha256File(t, src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(t.TempDir(), "k.raw")
+	state, ui := stepState()
+	state.Put(StateSourceFormat, "raw")
+	state.Put(StateSourceChecksum, sum)
+	s := &stepSourceImage{source: src, qemuImg: "qemu-img", disk: disk}
+	if s.Run(context.Background(), state) != multistep.ActionContinue {
+		t.Fatalf("halted: %v", state.Get("error"))
+	}
+	f, ok := getOutputs(state).one(artifact.RoleDisk)
+	if !ok || f.Path != disk || f.SHA256 != sum.Hex || sha256File(t, disk) != sum.Hex {
+		t.Errorf("disk %+v; the copy's checksum is the verified source checksum", f)
+	}
+	if !strings.Contains(ui.output(), "verified") || !ui.progress {
+		t.Errorf("no verification message or progress:\n%s", ui.output())
+	}
+	s.Cleanup(state)
+	if !exists(disk) {
+		t.Fatal("cleanup after success removed the disk")
+	}
+	state.Put(multistep.StateCancelled, true)
+	s.Cleanup(state)
+	if exists(disk) {
+		t.Error("cleanup after a cancelled build left the disk")
+	}
+}

@@ -157,3 +157,15 @@ func TestIsZero(t *testing.T) {
 		t.Error("IsZero")
 	}
 }
+
+func TestParseQuotesAtMostFortyCharactersOfANonObject(t *testing.T) {
+	forty := strings.Repeat("x", 40)
+	_, err := Parse("v", forty)
+	if err == nil || !strings.Contains(err.Error(), `"`+forty+`"`) || strings.Contains(err.Error(), "...") {
+		t.Errorf("40 characters: %v", err)
+	}
+	_, err = Parse("v", forty+"yz")
+	if err == nil || !strings.Contains(err.Error(), `"`+forty+`..."`) || strings.Contains(err.Error(), "yz") {
+		t.Errorf("42 characters: %v", err)
+	}
+}
