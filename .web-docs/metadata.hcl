@@ -24,4 +24,9 @@ integration {
     name = "OCI"
     slug = "oci"
   }
+  component {
+    type = "post-processor"
+    name = "Gallery"
+    slug = "gallery"
+  }
 }

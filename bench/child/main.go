@@ -7,16 +7,20 @@
 //
 //	child vhd-copy IN OUT | vhd-copy-sums IN OUT | vhd-inplace DISK
 //	child disk-copy IN OUT | matrix ROOT WANT-VARIANTS
+//	child upload RAW CONNECTION-STRING CONTAINER BLOB | md5 FILE
 package main
 
 import (
 	"context"
+	"crypto/md5"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/osimage/packer-plugin-osimage/internal/azure/pageblob"
 	"github.com/osimage/packer-plugin-osimage/internal/imagedef"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/vhd"
@@ -39,6 +43,39 @@ var ops = map[string]func(a []string) error{
 	"disk-copy": func(a []string) error {
 		_, err := sparse.CopyFile(context.Background(), a[0], a[1], sparse.CopyOptions{Progress: func(int64) {}})
 		return err
+	},
+	// osimage-gallery's upload of a raw disk as a fixed VHD page blob.
+	"upload": func(a []string) error {
+		src, err := pageblob.OpenRaw(a[0])
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		tg, err := pageblob.NewTarget(pageblob.ClientConfig{ConnectionString: a[1], Container: a[2], BlobName: a[3], CreateContainer: true})
+		if err != nil {
+			return err
+		}
+		res, err := pageblob.Upload(context.Background(), tg, src, pageblob.Options{Progress: func(int64, int64) {}})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("sent-bytes: %d\nrequests: %d\nmd5: %s\n", res.BytesSent, res.Requests, res.MD5Hex)
+		return nil
+	},
+	// The floor: MD5 of every byte of a file (holes hashed as zeros
+	// without reading them), with the plain crypto/md5.
+	"md5": func(a []string) error {
+		f, err := os.Open(a[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := md5.New()
+		if _, err := sparse.HashFile(context.Background(), f, sparse.CopyOptions{Hashes: []io.Writer{h}}); err != nil {
+			return err
+		}
+		fmt.Printf("md5: %x\n", h.Sum(nil))
+		return nil
 	},
 	// Load and expand, printing both times.
 	"matrix": func(a []string) error {

@@ -37,8 +37,8 @@ type Poller interface {
 // ARM implements Client with armcompute's clients.
 type ARM struct {
 	galleries *armcompute.GalleriesClient
-	images   *armcompute.GalleryImagesClient
-	versions *armcompute.GalleryImageVersionsClient
+	images    *armcompute.GalleryImagesClient
+	versions  *armcompute.GalleryImageVersionsClient
 }
 
 // NewARM returns a Client for the subscription.

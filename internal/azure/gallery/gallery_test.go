@@ -367,3 +367,23 @@ func TestGalleryLocationIsReadFromTheGallery(t *testing.T) {
 		t.Fatal("a missing gallery has a location")
 	}
 }
+
+func TestAStaleResumeTokenOfAFinishedVersionIsDroppedNotResumed(t *testing.T) {
+	s := armfake.New()
+	p, _ := Build(almaRequest("x86_64"))
+	o := fastOpts(t)
+	if _, err := publish(t, client(t, s), p, o); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(o.StateDir, "gallery-osimage-almalinux-9-gen2-9.6.2025052201.resume")
+	if err := os.WriteFile(tok, []byte("stale"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := publish(t, client(t, s), p, o)
+	if err != nil || res.Versions[0].Action != ActSkip || s.VersionCreates.Load() != 1 {
+		t.Fatalf("finished version with a stale token: %+v %v", res.Versions, err)
+	}
+	if _, err := os.Stat(tok); !os.IsNotExist(err) {
+		t.Fatal("stale token kept")
+	}
+}
