@@ -35,9 +35,14 @@ func (c *VariantConfig) PrepareVariant() error {
 	return nil
 }
 
-// ApplyVariant gives a the configured variant, if there is one.
-func (c *VariantConfig) ApplyVariant(a *artifact.Artifact) {
+// VariantOf returns the variant a belongs to: the configured one, else the
+// one a carries.
+func (c *VariantConfig) VariantOf(a *artifact.Artifact) variant.Variant {
 	if c.parsed != nil {
-		a.Variant = c.parsed.Clone()
+		return c.parsed.Clone()
 	}
+	return a.Variant
 }
+
+// ApplyVariant gives a the configured variant, if there is one.
+func (c *VariantConfig) ApplyVariant(a *artifact.Artifact) { a.Variant = c.VariantOf(a) }

@@ -89,11 +89,32 @@ func (v *Variant) TargetsOf(interfaceType string) []Target {
 	return out
 }
 
-// IsZero reports whether v says nothing at all.
-func (v *Variant) IsZero() bool {
-	b, _ := json.Marshal(v)
-	z, _ := json.Marshal(&Variant{})
-	return bytes.Equal(b, z)
+// PickTarget returns the target of the interface type a publisher writes
+// to: the one called name, or the only one. It returns nil and no error when
+// the variant has none (the publisher then needs explicit settings), and an
+// error naming the candidates when name matches none or when several match
+// and no name is given.
+func (v *Variant) PickTarget(interfaceType, name string) (*Target, error) {
+	ts := v.TargetsOf(interfaceType)
+	var names []string
+	for i, t := range ts {
+		names = append(names, t.Name)
+		if name != "" && t.Name == name {
+			return &ts[i], nil
+		}
+	}
+	switch {
+	case name != "":
+		if len(names) == 0 {
+			names = []string{"none"}
+		}
+		return nil, fmt.Errorf("target = %q: variant %s has no such %s target (it has %s)", name, v.Key, interfaceType, strings.Join(names, ", "))
+	case len(ts) > 1:
+		return nil, fmt.Errorf("variant %s has %d %s targets (%s): choose one with target", v.Key, len(ts), interfaceType, strings.Join(names, ", "))
+	case len(ts) == 1:
+		return &ts[0], nil
+	}
+	return nil, nil
 }
 
 // Delivery is a JSON object held as its compact text. It marshals as the

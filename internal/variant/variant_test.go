@@ -152,12 +152,6 @@ func TestFieldsListEveryStringFieldByGoAndJSONName(t *testing.T) {
 	}
 }
 
-func TestIsZero(t *testing.T) {
-	if !(&Variant{}).IsZero() || (&Variant{Key: "k"}).IsZero() || (&Variant{Delivery: Delivery(`{"a":1}`)}).IsZero() {
-		t.Error("IsZero")
-	}
-}
-
 func TestParseQuotesAtMostFortyCharactersOfANonObject(t *testing.T) {
 	forty := strings.Repeat("x", 40)
 	_, err := Parse("v", forty)
@@ -167,5 +161,31 @@ func TestParseQuotesAtMostFortyCharactersOfANonObject(t *testing.T) {
 	_, err = Parse("v", forty+"yz")
 	if err == nil || !strings.Contains(err.Error(), `"`+forty+`..."`) || strings.Contains(err.Error(), "yz") {
 		t.Errorf("42 characters: %v", err)
+	}
+}
+
+func TestPickTargetTakesTheNamedOrTheOnlyTargetOfAnInterface(t *testing.T) {
+	v, err := Parse("v", hclForm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg, err := v.PickTarget(InterfaceOCIRegistry, ""); err != nil || tg == nil || tg.Name != "acr" {
+		t.Errorf("the only oci target: %+v %v", tg, err)
+	}
+	if tg, err := v.PickTarget(InterfaceAzureComputeGallery, "acg"); err != nil || tg == nil || tg.ImageName != "vm-gen1" {
+		t.Errorf("the named gallery target: %+v %v", tg, err)
+	}
+	if tg, err := v.PickTarget("none", ""); tg != nil || err != nil {
+		t.Errorf("no target of the interface: %+v %v, want nil and no error", tg, err)
+	}
+	if _, err := v.PickTarget(InterfaceOCIRegistry, "ghcr"); err == nil || !strings.Contains(err.Error(), `target = "ghcr"`) || !strings.Contains(err.Error(), "it has acr") {
+		t.Errorf("an unknown name: %v", err)
+	}
+	if _, err := v.PickTarget("none", "x"); err == nil || !strings.Contains(err.Error(), "it has none") {
+		t.Errorf("a name with no candidates: %v", err)
+	}
+	v.Targets = append(v.Targets, Target{Name: "quay", InterfaceType: InterfaceOCIRegistry})
+	if _, err := v.PickTarget(InterfaceOCIRegistry, ""); err == nil || !strings.Contains(err.Error(), "2 oci-registry targets (acr, quay): choose one with target") {
+		t.Errorf("two candidates and no name: %v", err)
 	}
 }

@@ -5,6 +5,7 @@
 package gallery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -309,8 +310,8 @@ func (p *PostProcessor) publishRequest(v *variant.Variant, d *destination, versi
 	if arch == "" {
 		arch = "x86_64"
 	}
-	publisher := firstOf(c.Identifier.Publisher, v.DeliveryString("marketplace.publisher"), v.Distro, "osimage")
-	offer := firstOf(c.Identifier.Offer, v.DeliveryString("marketplace.offer"), v.Image, "osimage")
+	publisher := cmp.Or(c.Identifier.Publisher, v.DeliveryString("marketplace.publisher"), v.Distro, "osimage")
+	offer := cmp.Or(c.Identifier.Offer, v.DeliveryString("marketplace.offer"), v.Image, "osimage")
 	defs := map[string]gallery.DefinitionSpec{}
 	for gen, name := range d.names {
 		sku := name
@@ -328,25 +329,16 @@ func (p *PostProcessor) publishRequest(v *variant.Variant, d *destination, versi
 	}
 	return gallery.Publish{
 		Gallery: d.gallery, Arch: arch, Asked: d.gens, Definitions: defs,
-		Description: firstOf(c.Description, v.Description), SecurityType: c.SecurityType,
+		Description: cmp.Or(c.Description, v.Description), SecurityType: c.SecurityType,
 		DiskControllerTypes: c.DiskControllerTypes, AcceleratedNetworking: c.accelNets,
 		Version: version, Source: src, Regions: regions,
-		StorageAccountType: firstOf(c.Destination.StorageAccountType, "Standard_LRS"),
+		StorageAccountType: cmp.Or(c.Destination.StorageAccountType, "Standard_LRS"),
 		Shallow:            c.Destination.UseShallowReplication, ExcludeFromLatest: c.ExcludeFromLatest, EndOfLifeDate: c.eol,
 	}
 }
 
-func firstOf(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
 func releaseOf(v *variant.Variant) string {
-	return firstOf(v.ReleaseVer, v.DistroVersion, "0")
+	return cmp.Or(v.ReleaseVer, v.DistroVersion, "0")
 }
 
 // pickInput prefers the VHD, else the raw disk.

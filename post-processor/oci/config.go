@@ -12,12 +12,15 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
+
 	"github.com/osimage/packer-plugin-osimage/internal/ociimage"
 )
 
 // Config is the configuration of the osimage-oci post-processor.
 type Config struct {
-	common.PackerConfig `mapstructure:",squash"`
+	common.PackerConfig      `mapstructure:",squash"`
+	packerutil.VariantConfig `mapstructure:",squash"`
 
 	// Registry repository to push to, `host[:port]/path` (for example
 	// `ghcr.io/example/os/debian`). Defaults to the variant's target with
@@ -32,12 +35,6 @@ type Config struct {
 	// Name of the variant's `oci-registry` target to use when it has more
 	// than one. Defaults to the only one.
 	TargetName string `mapstructure:"target"`
-	// The variant this artifact belongs to, as the osimage-matrix datasource
-	// gives it: `variant = jsonencode(data.osimage-matrix.NAME.variants[i])`.
-	// Needed for artifacts of other builders (file, qemu); for this plugin's
-	// artifacts it defaults to the variant they carry. Arch, platform (boot
-	// mode), version, image name and the registry target come from it.
-	Variant string `mapstructure:"variant"`
 	// Version of the image: the `org.opencontainers.image.version`
 	// annotation and `{{ .Version }}` in tags. Defaults to the variant's
 	// `release_ver`, else its `distro_version`.
@@ -114,6 +111,9 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	var errs *packersdk.MultiError
 	add := func(err error) { errs = packersdk.MultiErrorAppend(errs, err) }
+	if err := c.PrepareVariant(); err != nil {
+		add(err)
+	}
 	if c.Repository != "" && c.LayoutDir != "" {
 		add(fmt.Errorf("repository and layout_dir exclude each other: push to a registry or write a layout directory"))
 	}

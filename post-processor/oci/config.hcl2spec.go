@@ -18,10 +18,10 @@ type FlatConfig struct {
 	PackerOnError       *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
 	PackerUserVars      map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
 	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Variant             *string           `mapstructure:"variant" cty:"variant" hcl:"variant"`
 	Repository          *string           `mapstructure:"repository" cty:"repository" hcl:"repository"`
 	LayoutDir           *string           `mapstructure:"layout_dir" cty:"layout_dir" hcl:"layout_dir"`
 	TargetName          *string           `mapstructure:"target" cty:"target" hcl:"target"`
-	Variant             *string           `mapstructure:"variant" cty:"variant" hcl:"variant"`
 	Version             *string           `mapstructure:"version" cty:"version" hcl:"version"`
 	ImageName           *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
 	SourceRevision      *string           `mapstructure:"source_revision" cty:"source_revision" hcl:"source_revision"`
@@ -60,10 +60,10 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"packer_on_error":            &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
 		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
 		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
+		"variant":                    &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
 		"repository":                 &hcldec.AttrSpec{Name: "repository", Type: cty.String, Required: false},
 		"layout_dir":                 &hcldec.AttrSpec{Name: "layout_dir", Type: cty.String, Required: false},
 		"target":                     &hcldec.AttrSpec{Name: "target", Type: cty.String, Required: false},
-		"variant":                    &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
 		"version":                    &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
 		"image_name":                 &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
 		"source_revision":            &hcldec.AttrSpec{Name: "source_revision", Type: cty.String, Required: false},

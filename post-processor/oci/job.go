@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -21,14 +22,7 @@ type job struct {
 // the destination (layout_dir, repository, else the variant's oci-registry
 // target) and the options. It does no I/O.
 func (c *Config) job(a *artifact.Artifact) (*job, error) {
-	v := a.Variant
-	if c.Variant != "" {
-		pv, err := variant.Parse("variant", c.Variant)
-		if err != nil {
-			return nil, err
-		}
-		v = *pv
-	}
+	v := c.VariantOf(a)
 	if v.Arch == "" || v.Platform == "" {
 		return nil, fmt.Errorf("the artifact from %q carries no variant (arch %q, platform %q): set variant = jsonencode(<one element of data.osimage-matrix.NAME.variants>)", a.Builder, v.Arch, v.Platform)
 	}
@@ -58,12 +52,12 @@ func (c *Config) job(a *artifact.Artifact) (*job, error) {
 	j.dest.Username, j.dest.Password = c.Username, c.Password
 	j.dest.Jobs = c.Jobs
 
-	version := firstNonEmpty(c.Version, v.ReleaseVer, v.DistroVersion)
+	version := cmp.Or(c.Version, v.ReleaseVer, v.DistroVersion)
 	imageName := c.ImageName
 	if imageName == "" && target != nil {
 		imageName = filepath.Base(target.ImageName)
 	}
-	imageName = firstNonEmpty(imageName, v.ImageName, v.Image)
+	imageName = cmp.Or(imageName, v.ImageName, v.Image)
 	j.options = ociimage.Options{
 		ImageName:       imageName,
 		Version:         version,
@@ -86,23 +80,14 @@ func (c *Config) job(a *artifact.Artifact) (*job, error) {
 // pickTarget returns the variant's oci-registry target: the one named by
 // `target`, or the only one.
 func (c *Config) pickTarget(v *variant.Variant) (*variant.Target, error) {
-	ts := v.TargetsOf(variant.InterfaceOCIRegistry)
-	var names []string
-	for i, t := range ts {
-		names = append(names, t.Name)
-		if c.TargetName != "" && t.Name == c.TargetName {
-			return &ts[i], c.checkTarget(&ts[i])
-		}
-	}
+	t, err := v.PickTarget(variant.InterfaceOCIRegistry, c.TargetName)
 	switch {
-	case c.TargetName != "":
-		return nil, fmt.Errorf("target = %q: variant %s has no such %s target (it has %s)", c.TargetName, v.Key, variant.InterfaceOCIRegistry, listOrNone(names))
-	case len(ts) == 0:
+	case err != nil:
+		return nil, err
+	case t == nil:
 		return nil, fmt.Errorf("no destination: set repository or layout_dir, or give variant %s a target with interface_type = %q", v.Key, variant.InterfaceOCIRegistry)
-	case len(ts) > 1:
-		return nil, fmt.Errorf("variant %s has %d %s targets (%s): choose one with target", v.Key, len(ts), variant.InterfaceOCIRegistry, strings.Join(names, ", "))
 	}
-	return &ts[0], c.checkTarget(&ts[0])
+	return t, c.checkTarget(t)
 }
 
 func (c *Config) checkTarget(t *variant.Target) error {
@@ -110,20 +95,4 @@ func (c *Config) checkTarget(t *variant.Target) error {
 		return fmt.Errorf("target %s: resource_urn %q (the registry host) and image_name %q (the repository) must both be set; or set repository", t.Name, t.ResourceURN, t.ImageName)
 	}
 	return nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
-func listOrNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
 }

@@ -207,8 +207,9 @@ func TestJobResolvesTheDestinationAndNamesWhatIsMissing(t *testing.T) {
 	if _, err := p.config.job(&artifact.Artifact{Variant: vv}); err == nil || !strings.Contains(err.Error(), `"sparc"`) {
 		t.Fatalf("unknown arch: %v", err)
 	}
-	p = configure(t, map[string]interface{}{"repository": "r.io/x", "variant": `{"arch":"x86_64"}`})
-	if _, err := p.config.job(&artifact.Artifact{Variant: v}); err == nil || !strings.Contains(err.Error(), "variant") {
+	// A variant without a key is refused when the template is validated.
+	var bad PostProcessor
+	if err := bad.Configure(map[string]interface{}{"repository": "r.io/x", "variant": `{"arch":"x86_64"}`}); err == nil || !strings.Contains(err.Error(), "variant") {
 		t.Fatalf("variant without key: %v", err)
 	}
 }
