@@ -6,7 +6,7 @@
 // memory ("hwm-bytes: N").
 //
 //	child vhd-copy IN OUT | vhd-copy-sums IN OUT | vhd-inplace DISK
-//	child disk-copy IN OUT | matrix ROOT WANT-VARIANTS
+//	child disk-copy IN OUT | matrix ROOT WANT-VARIANTS | matrix-floor ROOT
 //	child upload RAW CONNECTION-STRING CONTAINER BLOB | md5 FILE
 package main
 
@@ -15,7 +15,9 @@ import (
 	"crypto/md5"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/imagedef"
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/vhd"
+	toml "github.com/pelletier/go-toml/v2"
 )
 
 var ops = map[string]func(a []string) error{
@@ -78,6 +81,26 @@ var ops = map[string]func(a []string) error{
 		return nil
 	},
 	// Load and expand, printing both times.
+	// matrix-floor is what reading the tree costs without imagedef: every
+	// .toml file under ROOT's directory read and decoded by go-toml into a
+	// map, one after the other.
+	"matrix-floor": func(a []string) error {
+		files := 0
+		err := filepath.WalkDir(filepath.Dir(a[0]), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || filepath.Ext(p) != ".toml" {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			var m map[string]any
+			files++
+			return toml.Unmarshal(b, &m)
+		})
+		fmt.Printf("files: %d\n", files)
+		return err
+	},
 	"matrix": func(a []string) error {
 		start := time.Now()
 		tr, _, err := imagedef.Load(a[0])
