@@ -109,9 +109,18 @@ type Config struct {
 	QEMU *QEMUConfig `mapstructure:"qemu"`
 	// The communicator for provisioners while the disk runs in QEMU
 	// (`ssh`; default `none`: the disk is not booted for provisioning). The
-	// guest's port is forwarded from a free loopback port; give the guest's
-	// credentials with `ssh_username` and `ssh_password` or
-	// `ssh_private_key_file`.
+	// guest's port is forwarded from a free loopback port (2222-4444, taken
+	// through Packer's port lock, so parallel builds never clash).
+	// `ssh_username` is required. With `ssh_password` the guest must accept
+	// that password. Otherwise the build creates a temporary key pair
+	// (`temporary_key_pair_type`, default `rsa`), or takes
+	// `ssh_private_key_file`, and hands the public key to the guest as the
+	// systemd credential `ssh.authorized_keys.root` (SMBIOS type 11):
+	// systemd 252 and later (Debian 12, Fedora, Azure Linux 3) writes it to
+	// root's `authorized_keys` at boot, so `ssh_username = "root"` works
+	// with no setup in the image; other guests can read it from
+	// /sys/firmware/dmi/tables/DMI. Every `ssh_*` option of Packer's SSH
+	// communicator applies (`ssh_timeout`, default 5m, and so on).
 	Comm communicator.Config `mapstructure:",squash"`
 
 	ctx interpolate.Context

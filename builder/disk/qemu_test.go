@@ -108,6 +108,23 @@ func TestQEMUStepsFollowTheCommunicator(t *testing.T) {
 	if sh := steps[4].(*stepQEMUShutdown); !sh.wrote || sh.command != "poweroff" || sh.disk != "/out/d.raw" {
 		t.Fatalf("shutdown: %+v", sh)
 	}
+	if s.comm != nil {
+		t.Fatal("with ssh_password no key is handed to the guest")
+	}
+	// Without a password: a key pair first, its public key for the guest.
+	c = mustPrepare(t, withQEMU(t, map[string]interface{}{"shutdown_command": "poweroff"},
+		map[string]interface{}{"communicator": "ssh", "ssh_username": "root", "temporary_key_pair_type": "ed25519"}))
+	steps = c.qemuSteps("/out/d.raw")
+	if len(steps) != 6 {
+		t.Fatalf("ssh with a key pair: %d steps", len(steps))
+	}
+	kg, ok := steps[0].(*communicator.StepSSHKeyGen)
+	if !ok || kg.CommConf != &c.Comm || kg.SSHTemporaryKeyPairType != "ed25519" {
+		t.Fatalf("step 1 is %T %+v, want the SDK's key generation on the build's communicator config", steps[0], steps[0])
+	}
+	if s = steps[1].(*stepQEMU); s.comm != &c.Comm {
+		t.Fatal("stepQEMU does not get the communicator config that holds the public key")
+	}
 	var b Builder
 	if _, _, err := b.Prepare(withQEMU(t, map[string]interface{}{"boot_check": map[string]interface{}{"expect": "x"}}, map[string]interface{}{"packer_build_name": "t"})); err != nil {
 		t.Fatal(err)

@@ -49,10 +49,17 @@ func (c *Config) qemuSteps(disk string) []multistep.Step {
 	if q.BootCheck != nil {
 		s.expect, s.bootTimeout = q.bootRE, q.BootCheck.Timeout
 	}
+	var steps []multistep.Step
 	if useComm {
 		s.guestPort = c.Comm.Port()
 	}
-	steps := []multistep.Step{s}
+	if c.Comm.Type == "ssh" && c.Comm.SSHPassword == "" && !c.Comm.SSHAgentAuth {
+		// A temporary key pair (or the public half of ssh_private_key_file)
+		// that stepQEMU hands to the guest as root's authorized key.
+		steps = append(steps, &communicator.StepSSHKeyGen{CommConf: &c.Comm, SSHTemporaryKeyPair: c.Comm.SSHTemporaryKeyPair})
+		s.comm = &c.Comm
+	}
+	steps = append(steps, s)
 	if useComm {
 		steps = append(steps,
 			&communicator.StepConnect{
@@ -97,13 +104,16 @@ type stepQEMU struct {
 	accel                string
 	firmware, code, vars string
 	guestPort            int // 0: no communicator, no network
-	expect               *regexp.Regexp
-	bootTimeout          time.Duration
-	prober               qemu.Prober // zero: the real /dev/kvm
-	vm                   *qemu.VM
-	work                 string
-	port                 *net.Listener
-	minPort, maxPort     int // default 2222-4444, as packer-plugin-qemu
+	// comm, when set, holds the SSH public key (from StepSSHKeyGen) given
+	// to the guest as the systemd credential ssh.authorized_keys.root.
+	comm             *communicator.Config
+	expect           *regexp.Regexp
+	bootTimeout      time.Duration
+	prober           qemu.Prober // zero: the real /dev/kvm
+	vm               *qemu.VM
+	work             string
+	port             *net.Listener
+	minPort, maxPort int // default 2222-4444, as packer-plugin-qemu
 }
 
 func (s *stepQEMU) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -143,6 +153,10 @@ func (s *stepQEMU) Run(ctx context.Context, state multistep.StateBag) multistep.
 		l.SSHHostPort, l.GuestPort = p.Port, s.guestPort
 		state.Put(stateSSHPort, p.Port)
 		ui.Sayf("Guest port %d is forwarded from 127.0.0.1:%d", s.guestPort, p.Port)
+	}
+	if s.comm != nil && len(s.comm.SSHPublicKey) > 0 {
+		l.Credentials = append(l.Credentials, qemu.Credential{Name: "ssh.authorized_keys.root", Value: strings.TrimSpace(string(s.comm.SSHPublicKey))})
+		ui.Say("The SSH public key goes to the guest as the systemd credential ssh.authorized_keys.root (SMBIOS type 11)")
 	}
 	getOutputs(state).add(artifact.File{Path: l.SerialLog, Role: artifact.RoleLog})
 	argv, _ := l.Args()

@@ -66,7 +66,19 @@ type Launch struct {
 	Initrd string
 	Append string
 
+	// Credentials are handed to the guest as systemd credentials through
+	// SMBIOS type 11 strings (io.systemd.credential:NAME=VALUE), which
+	// systemd 252 and later imports at boot; ssh.authorized_keys.root, for
+	// one, becomes root's authorized_keys. Other guests can read them from
+	// /sys/firmware/dmi/tables/DMI.
+	Credentials []Credential
+
 	Extra []string // appended as given, never through a shell
+}
+
+// Credential is one systemd credential (see Launch.Credentials).
+type Credential struct {
+	Name, Value string
 }
 
 // HostArch is this machine's architecture in the variant model's spelling.
@@ -190,6 +202,12 @@ func (l Launch) Args() ([]string, error) {
 		a = append(a,
 			"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", l.SSHHostPort, orInt(l.GuestPort, 22)),
 			"-device", "virtio-net-pci,netdev=net0")
+	}
+	for _, c := range l.Credentials {
+		if c.Name == "" || strings.ContainsAny(c.Name, "=\n") || strings.Contains(c.Value, "\n") {
+			return nil, fmt.Errorf("qemu: credential %q: expected a name without '=' and a one-line value", c.Name)
+		}
+		a = append(a, "-smbios", "type=11,value="+escape("io.systemd.credential:"+c.Name+"="+c.Value))
 	}
 	if l.Kernel != "" {
 		a = append(a, "-kernel", l.Kernel)

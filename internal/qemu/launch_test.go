@@ -93,6 +93,16 @@ func TestArgsBuildsTheCommandLineFromTheLaunch(t *testing.T) {
 		{"snapshot leaves the disk as it was",
 			func() Launch { l := base(ArchX86_64, AccelTCG); l.Snapshot = true; return l },
 			cat(common("qemu-system-x86_64", "q35", "tcg,thread=multi", "max", "1024", "2"), []string{"-drive", "if=virtio,format=raw,file=/out/disk.raw,snapshot=on"})},
+		{"credentials go to the guest as SMBIOS type 11 strings, commas doubled, before the kernel",
+			func() Launch {
+				l := base(ArchX86_64, AccelTCG)
+				l.Kernel = "/k"
+				l.Credentials = []Credential{{"ssh.authorized_keys.root", "ssh-ed25519 AAAA k,ey"}, {"a", ""}}
+				return l
+			},
+			cat(common("qemu-system-x86_64", "q35", "tcg,thread=multi", "max", "1024", "2"), disk,
+				[]string{"-smbios", "type=11,value=io.systemd.credential:ssh.authorized_keys.root=ssh-ed25519 AAAA k,,ey",
+					"-smbios", "type=11,value=io.systemd.credential:a=", "-kernel", "/k"})},
 		{"a kernel alone",
 			func() Launch { l := base(ArchX86_64, AccelTCG); l.Kernel = "/k"; return l },
 			cat(common("qemu-system-x86_64", "q35", "tcg,thread=multi", "max", "1024", "2"), disk, []string{"-kernel", "/k"})},
@@ -151,6 +161,10 @@ func TestArgsRejectsBadLaunchesNamingTheField(t *testing.T) {
 		{"negative port", "port -1", func(l *Launch) { l.SSHHostPort = -1 }},
 		{"guest port too large", "guest port 70000", func(l *Launch) { l.GuestPort = 70000 }},
 		{"negative guest port", "guest port -3", func(l *Launch) { l.GuestPort = -3 }},
+		{"credential without a name", `credential ""`, func(l *Launch) { l.Credentials = []Credential{{"", "v"}} }},
+		{"credential name with =", `credential "a=b"`, func(l *Launch) { l.Credentials = []Credential{{"a=b", "v"}} }},
+		{"credential name with a newline", "credential", func(l *Launch) { l.Credentials = []Credential{{"a\nb", "v"}} }},
+		{"credential value on two lines", `credential "k"`, func(l *Launch) { l.Credentials = []Credential{{"k", "a\nb"}} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,6 +48,40 @@ echo "OSIMAGE-GUEST-UP arch=$(/bin/busybox uname -m)"
 while :; do /bin/busybox sleep 3600; done
 `
 
+// SSHInit is the initramfs's /init of the SSH guest (NewSSH): it mounts the
+// root filesystem of its disk (partition 2 of the first virtio disk) on
+// /mnt, brings up QEMU's user network, authorizes the key handed over as
+// the systemd credential ssh.authorized_keys.root (SMBIOS type 11) for root,
+// starts dropbear on port 22 and prints Marker+arch. The ACPI power button
+// unmounts /mnt and powers off.
+const SSHInit = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev /tmp /mnt /root/.ssh /etc/dropbear /etc/acpi/PWRF
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+for m in /lib/modules/*.ko /lib/evdev.ko /lib/button.ko; do insmod $m || echo "osimage-guest: insmod $m failed"; done
+printf '#!/bin/sh\nsync\numount /mnt\npoweroff -f\n' > /etc/acpi/PWRF/00000080
+chmod +x /etc/acpi/PWRF/00000080
+acpid -c /etc/acpi -l /dev/null
+i=0
+while [ ! -b /dev/vda2 ] && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
+mount -t ext4 /dev/vda2 /mnt && echo "osimage-guest: /dev/vda2 mounted on /mnt"
+ip link set lo up
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
+echo 'root:x:0:' > /etc/group
+strings /sys/firmware/dmi/tables/DMI | sed -n 's/^io.systemd.credential:ssh.authorized_keys.root=//p' > /root/.ssh/authorized_keys
+chmod 700 /root /root/.ssh
+chmod 600 /root/.ssh/authorized_keys
+echo "osimage-guest: $(wc -l < /root/.ssh/authorized_keys) authorized key(s) from SMBIOS"
+dropbear -R -E -F -s -p 22 &
+echo "OSIMAGE-GUEST-UP arch=$(uname -m)"
+while :; do sleep 3600; done
+`
+
 // Guest is a kernel and an initramfs for one architecture.
 type Guest struct {
 	Arch    string // x86_64 or aarch64
@@ -118,6 +152,69 @@ func New(t testing.TB, arch string) Guest {
 		console = "ttyAMA0"
 	}
 	return Guest{Arch: arch, Kernel: kernel, Initrd: initrd, Console: console}
+}
+
+// NewSSH returns an x86_64 guest that Packer reaches over SSH (see
+// SSHInit): New's busybox initramfs plus the files scripts/qemu-guests.sh
+// put in .tools/guests/amd64/ssh (the kernel's virtio and ext4 modules,
+// dropbear, scp and their libraries). Boot it with Append("ssh") and a
+// disk made by disktest.Make.
+func NewSSH(t testing.TB) Guest {
+	t.Helper()
+	g := New(t, "x86_64")
+	dir := filepath.Join(ModuleRoot(), ".tools", "guests", "amd64")
+	ssh := filepath.Join(dir, "ssh")
+	if _, err := os.Stat(filepath.Join(ssh, ".complete")); err != nil {
+		msg := "SSH test guest missing in " + ssh + ": run ./scripts/qemu-guests.sh (make tools runs it)"
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatal(msg + " (" + RequireEnv + "=1 forbids skipping)")
+		}
+		t.Skip(msg)
+	}
+	var buf bytes.Buffer
+	w := cpioWriter{w: &buf}
+	busybox, err := os.ReadFile(filepath.Join(dir, "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.dir("bin")
+	w.file("bin/busybox", 0o755, busybox)
+	w.file("init", 0o755, []byte(SSHInit))
+	w.dir("lib")
+	for _, m := range []string{"evdev.ko", "button.ko"} {
+		data, err := os.ReadFile(filepath.Join(dir, m))
+		if err != nil {
+			t.Fatalf("%v: run ./scripts/qemu-guests.sh", err)
+		}
+		w.file("lib/"+m, 0o644, data)
+	}
+	err = filepath.WalkDir(ssh, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == ssh || d.Name() == ".complete" {
+			return err
+		}
+		rel, _ := filepath.Rel(ssh, p)
+		if d.IsDir() {
+			if rel != "bin" && rel != "lib" {
+				w.dir(rel)
+			}
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		w.file(rel, 0o755, data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.trailer()
+	g.Initrd = filepath.Join(t.TempDir(), "initrd-ssh.cpio")
+	if err := os.WriteFile(g.Initrd, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 // ModuleRoot is the repository's root directory.
