@@ -205,46 +205,8 @@ func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
 	}
 }
 
-const qemuProvisionTemplate = acc.RequiredPlugins + `
-variable "src"    { type = string }
-variable "out"    { type = string }
-variable "kernel" { type = string }
-variable "initrd" { type = string }
-variable "append" { type = string }
-
-source "osimage-disk" "prov" {
-  source_image     = var.src
-  key              = "prov"
-  arch             = "x86_64"
-  firmware         = "bios"
-  boot_files       = "always"
-  output_directory = var.out
-  communicator     = "ssh"
-  ssh_username     = "root"
-  ssh_timeout      = "5m"
-  qemu {
-    accelerator      = "auto"
-    memory           = 512
-    kernel           = var.kernel
-    initrd           = var.initrd
-    append           = var.append
-    shutdown_command = "sync; umount /mnt; poweroff -f"
-    shutdown_timeout = "2m"
-  }
-}
-
-build {
-  sources = ["source.osimage-disk.prov"]
-  provisioner "shell" {
-    inline = [
-      "echo \"provisioned by $PACKER_BUILD_NAME over ssh\" > /mnt/etc/provisioned",
-      "echo guest-says-$(uname -m)",
-    ]
-  }
-}
-`
-
-// The whole path a user takes to customise an image: Packer creates a
+// The whole path a user takes to customise an image, through
+// example/disk/qemu: Packer creates a
 // temporary key pair, the guest gets its public key as the systemd
 // credential ssh.authorized_keys.root (SMBIOS), Packer's shell provisioner
 // runs over real SSH (dropbear in the guest, scp for the script), writes a
@@ -260,9 +222,9 @@ func TestPackerProvisionsTheDiskOverSSHWithATemporaryKey(t *testing.T) {
 	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
 	srcSum := fileSHA256(t, d.Path)
 	out := filepath.Join(dir, "out")
-	acc.WriteTemplate(t, dir, "prov.pkr.hcl", qemuProvisionTemplate)
-	r := env.MustRun(t, dir, nil, "build", "-var", "src="+d.Path, "-var", "out="+out, "-var", "kernel="+g.Kernel,
-		"-var", "initrd="+g.Initrd, "-var", "append="+g.Append("ssh"), ".")
+	r := env.MustRun(t, dir, nil, "build", "-var", "source_image="+d.Path, "-var", "output_directory="+out, "-var", "kernel="+g.Kernel,
+		"-var", "initrd="+g.Initrd, "-var", "append="+g.Append("ssh"), "-var", "root=/mnt",
+		"-var", "shutdown_command=sync; umount /mnt; poweroff -f", filepath.Join(env.Root, "example", "disk", "qemu"))
 	o := r.Output()
 	for _, want := range []string{"Creating temporary RSA SSH key", "ssh.authorized_keys.root", "Connected to SSH!",
 		"guest-says-x86_64", `Shutting the guest down with "sync; umount /mnt; poweroff -f"`, "QEMU exited",
@@ -274,12 +236,12 @@ func TestPackerProvisionsTheDiskOverSSHWithATemporaryKey(t *testing.T) {
 	if strings.Contains(o, "BEGIN RSA PRIVATE KEY") || strings.Contains(o, "BEGIN OPENSSH PRIVATE KEY") {
 		t.Error("the temporary private key is printed")
 	}
-	want := "provisioned by prov over ssh\n"
+	want := "provisioned by custom over ssh\n"
 	// The root filesystem inside the output disk, and the extracted rootfs.
 	part := filepath.Join(dir, "root.part")
-	testutil.Run(t, "dd", "if="+filepath.Join(out, "prov.raw"), "of="+part, "bs=1M", "iflag=skip_bytes,count_bytes",
+	testutil.Run(t, "dd", "if="+filepath.Join(out, "custom-x86_64-baremetal.raw"), "of="+part, "bs=1M", "iflag=skip_bytes,count_bytes",
 		"skip="+strconv.FormatInt(d.RootStart, 10), "count="+strconv.FormatInt(d.RootSize, 10), "status=none")
-	for _, fs := range []string{part, filepath.Join(out, "prov.rootfs")} {
+	for _, fs := range []string{part, filepath.Join(out, "custom-x86_64-baremetal.rootfs")} {
 		got, err := exec.Command(debugfs, "-R", "cat /etc/provisioned", fs).Output()
 		if err != nil || string(got) != want {
 			t.Errorf("%s: /etc/provisioned is %q (%v), want %q: the provisioner's write did not reach the image", filepath.Base(fs), got, err, want)

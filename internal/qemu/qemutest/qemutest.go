@@ -7,6 +7,7 @@ package qemutest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,8 +68,8 @@ printf '#!/bin/sh\nsync\numount /mnt\npoweroff -f\n' > /etc/acpi/PWRF/00000080
 chmod +x /etc/acpi/PWRF/00000080
 acpid -c /etc/acpi -l /dev/null
 i=0
-while [ ! -b /dev/vda2 ] && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
-mount -t ext4 /dev/vda2 /mnt && echo "osimage-guest: /dev/vda2 mounted on /mnt"
+while [ -e /sys/block/vda ] && [ ! -b /dev/vda2 ] && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
+[ -b /dev/vda2 ] && mount -t ext4 /dev/vda2 /mnt && echo "osimage-guest: /dev/vda2 mounted on /mnt"
 ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
@@ -162,33 +163,43 @@ func New(t testing.TB, arch string) Guest {
 func NewSSH(t testing.TB) Guest {
 	t.Helper()
 	g := New(t, "x86_64")
-	dir := filepath.Join(ModuleRoot(), ".tools", "guests", "amd64")
-	ssh := filepath.Join(dir, "ssh")
-	if _, err := os.Stat(filepath.Join(ssh, ".complete")); err != nil {
-		msg := "SSH test guest missing in " + ssh + ": run ./scripts/qemu-guests.sh (make tools runs it)"
+	initrd, err := PackSSH(t.TempDir())
+	if errors.Is(err, errNoSSHGuest) {
 		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal(msg + " (" + RequireEnv + "=1 forbids skipping)")
+			t.Fatal(err.Error() + " (" + RequireEnv + "=1 forbids skipping)")
 		}
-		t.Skip(msg)
+		t.Skip(err)
 	}
-	var buf bytes.Buffer
-	w := cpioWriter{w: &buf}
-	busybox, err := os.ReadFile(filepath.Join(dir, "busybox"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.dir("bin")
-	w.file("bin/busybox", 0o755, busybox)
-	w.file("init", 0o755, []byte(SSHInit))
-	w.dir("lib")
-	for _, m := range []string{"evdev.ko", "button.ko"} {
-		data, err := os.ReadFile(filepath.Join(dir, m))
-		if err != nil {
-			t.Fatalf("%v: run ./scripts/qemu-guests.sh", err)
-		}
-		w.file("lib/"+m, 0o644, data)
+	g.Initrd = initrd
+	return g
+}
+
+var errNoSSHGuest = errors.New("SSH test guest missing: run ./scripts/qemu-guests.sh (make tools runs it)")
+
+// PackSSH writes the SSH guest's initramfs (see NewSSH) into dir and
+// returns its path; the kernel is .tools/guests/amd64/vmlinuz.
+func PackSSH(dir string) (string, error) {
+	guests := filepath.Join(ModuleRoot(), ".tools", "guests", "amd64")
+	ssh := filepath.Join(guests, "ssh")
+	if _, err := os.Stat(filepath.Join(ssh, ".complete")); err != nil {
+		return "", fmt.Errorf("%w (%s)", errNoSSHGuest, ssh)
 	}
-	err = filepath.WalkDir(ssh, func(p string, d os.DirEntry, err error) error {
+	var buf bytes.Buffer
+	w := cpioWriter{w: &buf}
+	w.dir("bin")
+	w.dir("lib")
+	w.file("init", 0o755, []byte(SSHInit))
+	for _, f := range [][2]string{{"busybox", "bin/busybox"}, {"evdev.ko", "lib/evdev.ko"}, {"button.ko", "lib/button.ko"}} {
+		data, err := os.ReadFile(filepath.Join(guests, f[0]))
+		if err != nil {
+			return "", fmt.Errorf("%w: run ./scripts/qemu-guests.sh", err)
+		}
+		w.file(f[1], 0o755, data)
+	}
+	err := filepath.WalkDir(ssh, func(p string, d os.DirEntry, err error) error {
 		if err != nil || p == ssh || d.Name() == ".complete" {
 			return err
 		}
@@ -207,14 +218,11 @@ func NewSSH(t testing.TB) Guest {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	w.trailer()
-	g.Initrd = filepath.Join(t.TempDir(), "initrd-ssh.cpio")
-	if err := os.WriteFile(g.Initrd, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return g
+	initrd := filepath.Join(dir, "initrd-ssh.cpio")
+	return initrd, os.WriteFile(initrd, buf.Bytes(), 0o644)
 }
 
 // ModuleRoot is the repository's root directory.
