@@ -8,7 +8,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/osimage/packer-plugin-osimage/builder/disk/disktest"
 	"github.com/osimage/packer-plugin-osimage/internal/qemu/qemutest"
@@ -253,4 +256,139 @@ func TestPackerProvisionsTheDiskOverSSHWithATemporaryKey(t *testing.T) {
 	if b, _ := exec.Command("pgrep", "-f", "serial0,path="+out).Output(); len(b) != 0 {
 		t.Errorf("QEMU still running: pids %s", b)
 	}
+}
+
+const qemuProvisionFailTemplate = acc.RequiredPlugins + `
+variable "src"    { type = string }
+variable "out"    { type = string }
+variable "kernel" { type = string }
+variable "initrd" { type = string }
+variable "append" { type = string }
+variable "inline" { type = list(string) }
+
+source "osimage-disk" "prov" {
+  source_image     = var.src
+  key              = "prov"
+  arch             = "x86_64"
+  firmware         = "bios"
+  boot_files       = "never"
+  output_directory = var.out
+  communicator     = "ssh"
+  ssh_username     = "root"
+  ssh_timeout      = "5m"
+  qemu {
+    accelerator = "tcg"
+    memory      = 512
+    kernel      = var.kernel
+    initrd      = var.initrd
+    append      = var.append
+  }
+}
+
+build {
+  sources = ["source.osimage-disk.prov"]
+  provisioner "shell" {
+    inline = var.inline
+  }
+}
+`
+
+// A provisioner that fails, and Ctrl-C while one runs: the build fails,
+// QEMU is gone, the forwarded port is free again and the output directory
+// is removed (nothing half-provisioned is left looking like a result).
+func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T) {
+	env := acc.Setup(t)
+	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	g := qemutest.NewSSH(t)
+	dir := t.TempDir()
+	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
+	acc.WriteTemplate(t, dir, "prov.pkr.hcl", qemuProvisionFailTemplate)
+	args := func(out, inline string) []string {
+		return []string{"build", "-var", "src=" + d.Path, "-var", "out=" + out, "-var", "kernel=" + g.Kernel,
+			"-var", "initrd=" + g.Initrd, "-var", "append=" + g.Append("ssh"), "-var", "inline=" + inline, "."}
+	}
+	nothingLeft := func(t *testing.T, out, o string) {
+		t.Helper()
+		if b, _ := exec.Command("pgrep", "-f", "serial0,path="+out).Output(); len(b) != 0 {
+			t.Errorf("QEMU still running: pids %s", b)
+		}
+		m := regexp.MustCompile(`Guest port 22 is forwarded from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(o)
+		if m == nil {
+			t.Fatalf("the forwarded port is not shown:\n%s", o)
+		}
+		if c, err := net.Listen("tcp", "127.0.0.1:"+m[1]); err != nil {
+			t.Errorf("port %s still taken: %v", m[1], err)
+		} else {
+			c.Close()
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("the failed build leaves its output directory: %v", err)
+		}
+	}
+
+	t.Run("provisioner fails", func(t *testing.T) {
+		out := filepath.Join(dir, "fail")
+		r := env.Run(t, dir, nil, args(out, `["echo before-the-failure", "exit 7"]`)...)
+		o := r.Output()
+		if r.Err == nil || !strings.Contains(o, "before-the-failure") || !strings.Contains(o, "exit status: 7") {
+			t.Fatalf("want the provisioner's failure (exit status 7) to fail the build (err %v):\n%s", r.Err, o)
+		}
+		nothingLeft(t, out, o)
+	})
+
+	t.Run("Ctrl-C while a provisioner runs", func(t *testing.T) {
+		out := filepath.Join(dir, "cancel")
+		cmd := exec.Command(env.Packer, args(out, `["echo provisioning-started", "sleep 600"]`)...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "PACKER_PLUGIN_PATH="+env.PluginDir, "PACKER_NO_COLOR=1")
+		var output syncBuilder
+		cmd.Stdout, cmd.Stderr = &output, &output
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		for deadline := time.Now().Add(5 * time.Minute); !strings.Contains(output.String(), "provisioning-started"); time.Sleep(100 * time.Millisecond) {
+			select {
+			case err := <-done:
+				t.Fatalf("packer ended (%v) before the provisioner ran:\n%s", err, output.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				t.Fatalf("the provisioner did not start:\n%s", output.String())
+			}
+		}
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("packer succeeded after Ctrl-C:\n%s", output.String())
+			}
+		case <-time.After(2 * time.Minute):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.Fatalf("packer still runs 2 minutes after Ctrl-C:\n%s", output.String())
+		}
+		nothingLeft(t, out, output.String())
+	})
+}
+
+// syncBuilder is a strings.Builder safe for a process's two output pipes
+// and a reader.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
