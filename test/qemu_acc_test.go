@@ -8,8 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,17 +134,22 @@ variable "out"    { type = string }
 variable "kernel" { type = string }
 variable "initrd" { type = string }
 variable "append" { type = string }
+variable "inline" { type = list(string) }
+variable "ssh_timeout" {
+  type    = string
+  default = "5m"
+}
 
-source "osimage-disk" "ssh" {
+source "osimage-disk" "prov" {
   source_image     = var.src
+  key              = "prov"
   arch             = "x86_64"
   firmware         = "bios"
   boot_files       = "never"
   output_directory = var.out
   communicator     = "ssh"
   ssh_username     = "root"
-  ssh_password     = "not-used"
-  ssh_timeout      = "90s"
+  ssh_timeout      = var.ssh_timeout
   qemu {
     accelerator = "tcg"
     memory      = 512
@@ -157,9 +160,9 @@ source "osimage-disk" "ssh" {
 }
 
 build {
-  sources = ["source.osimage-disk.ssh"]
+  sources = ["source.osimage-disk.prov"]
   provisioner "shell" {
-    inline = ["echo never runs"]
+    inline = var.inline
   }
 }
 `
@@ -175,7 +178,7 @@ func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	acc.WriteTemplate(t, dir, "ssh.pkr.hcl", qemuSSHTemplate)
 	r := env.Run(t, dir, nil, "build", "-var", "src="+d.Path, "-var", "out="+out, "-var", "kernel="+g.Kernel,
-		"-var", "initrd="+g.Initrd, "-var", "append="+g.Append("ignore"), ".")
+		"-var", "initrd="+g.Initrd, "-var", "append="+g.Append("ignore"), "-var", `inline=["echo never runs"]`, "-var", "ssh_timeout=90s", ".")
 	o := r.Output()
 	if r.Err == nil {
 		t.Fatalf("SSH cannot answer, yet the build passed:\n%s", o)
@@ -258,41 +261,6 @@ func TestPackerProvisionsTheDiskOverSSHWithATemporaryKey(t *testing.T) {
 	}
 }
 
-const qemuProvisionFailTemplate = acc.RequiredPlugins + `
-variable "src"    { type = string }
-variable "out"    { type = string }
-variable "kernel" { type = string }
-variable "initrd" { type = string }
-variable "append" { type = string }
-variable "inline" { type = list(string) }
-
-source "osimage-disk" "prov" {
-  source_image     = var.src
-  key              = "prov"
-  arch             = "x86_64"
-  firmware         = "bios"
-  boot_files       = "never"
-  output_directory = var.out
-  communicator     = "ssh"
-  ssh_username     = "root"
-  ssh_timeout      = "5m"
-  qemu {
-    accelerator = "tcg"
-    memory      = 512
-    kernel      = var.kernel
-    initrd      = var.initrd
-    append      = var.append
-  }
-}
-
-build {
-  sources = ["source.osimage-disk.prov"]
-  provisioner "shell" {
-    inline = var.inline
-  }
-}
-`
-
 // A provisioner that fails, and Ctrl-C while one runs: the build fails,
 // QEMU is gone, the forwarded port is free again and the output directory
 // is removed (nothing half-provisioned is left looking like a result).
@@ -302,7 +270,7 @@ func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T
 	g := qemutest.NewSSH(t)
 	dir := t.TempDir()
 	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
-	acc.WriteTemplate(t, dir, "prov.pkr.hcl", qemuProvisionFailTemplate)
+	acc.WriteTemplate(t, dir, "prov.pkr.hcl", qemuSSHTemplate)
 	args := func(out, inline string) []string {
 		return []string{"build", "-var", "src=" + d.Path, "-var", "out=" + out, "-var", "kernel=" + g.Kernel,
 			"-var", "initrd=" + g.Initrd, "-var", "append=" + g.Append("ssh"), "-var", "inline=" + inline, "."}
@@ -338,57 +306,9 @@ func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T
 
 	t.Run("Ctrl-C while a provisioner runs", func(t *testing.T) {
 		out := filepath.Join(dir, "cancel")
-		cmd := exec.Command(env.Packer, args(out, `["echo provisioning-started", "sleep 600"]`)...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "PACKER_PLUGIN_PATH="+env.PluginDir, "PACKER_NO_COLOR=1")
-		var output syncBuilder
-		cmd.Stdout, cmd.Stderr = &output, &output
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		for deadline := time.Now().Add(5 * time.Minute); !strings.Contains(output.String(), "provisioning-started"); time.Sleep(100 * time.Millisecond) {
-			select {
-			case err := <-done:
-				t.Fatalf("packer ended (%v) before the provisioner ran:\n%s", err, output.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				t.Fatalf("the provisioner did not start:\n%s", output.String())
-			}
-		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Fatalf("packer succeeded after Ctrl-C:\n%s", output.String())
-			}
-		case <-time.After(2 * time.Minute):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			t.Fatalf("packer still runs 2 minutes after Ctrl-C:\n%s", output.String())
-		}
-		nothingLeft(t, out, output.String())
+		p := env.Start(t, dir, nil, args(out, `["echo provisioning-started", "sleep 600"]`)...)
+		p.WaitUntil(t, "the provisioner ran", 5*time.Minute, func() bool { return strings.Contains(p.Output(), "provisioning-started") })
+		p.Interrupt(t, 2*time.Minute)
+		nothingLeft(t, out, p.Output())
 	})
-}
-
-// syncBuilder is a strings.Builder safe for a process's two output pipes
-// and a reader.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
