@@ -16,8 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +28,7 @@ type Process struct {
 	Name string
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 }
 
 // Stop kills the service's whole process group and waits for it. It is
@@ -67,23 +65,6 @@ func (p *Process) Exited() bool {
 // Log returns what the service printed so far.
 func (p *Process) Log() string { return p.log.String() }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // start runs cmd in its own process group, copying its output to a log and
 // to lines (if not nil).
 func start(t testing.TB, name string, cmd *exec.Cmd, lines chan<- string) *Process {
@@ -91,7 +72,7 @@ func start(t testing.TB, name string, cmd *exec.Cmd, lines chan<- string) *Proce
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
-	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: &syncBuffer{}}
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: &testutil.SyncBuffer{}}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

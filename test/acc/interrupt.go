@@ -3,18 +3,18 @@ package acc
 import (
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
 // Started is a packer run in its own process group, for tests that
 // interrupt it the way Ctrl-C in a terminal does (SIGINT to the group).
 type Started struct {
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  testutil.SyncBuffer
 	done chan error
 }
 
@@ -71,22 +71,4 @@ func (s *Started) Interrupt(t testing.TB, timeout time.Duration) time.Duration {
 		t.Fatalf("packer still runs %v after Ctrl-C:\n%s", timeout, s.Output())
 	}
 	return time.Since(t0)
-}
-
-// syncBuffer collects a process's two output pipes for a concurrent reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
