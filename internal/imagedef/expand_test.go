@@ -2,6 +2,7 @@ package imagedef
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,35 @@ func TestVariantKeyKeepsLettersDigitsDotUnderscoreDash(t *testing.T) {
 	want := []string{"img-x86_64-virtualization-AZaz09._-", "img-x86_64-virtualization-_________"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("keys = %q, want %q", got, want)
+	}
+}
+
+// A matrix of more than 1<<16 combinations is not expanded into one
+// preallocated array (each image allocates its own); exclusions still drop
+// the variants and the images after the big one keep theirs.
+func TestAMatrixLargerThanThePreallocatedArrayExpands(t *testing.T) {
+	quoted := func(prefix string, n int) string {
+		vs := make([]string, n)
+		for i := range vs {
+			vs[i] = fmt.Sprintf("%q", fmt.Sprint(prefix, i))
+		}
+		return "[" + strings.Join(vs, ", ") + "]"
+	}
+	// 257 x 256 = 65,792 combinations of image big, all but x0 excluded.
+	dir := writeTree(t, map[string]string{
+		"images.toml": "[images.big]\ndefinition = { path = \"img.kiwi\" }\nvariants = { x = " + quoted("x", 257) + ", y = " + quoted("y", 256) + " }\n" +
+			"[images.small]\ndefinition = { path = \"img.kiwi\" }\nvariants = { tier = [\"s\"] }\n" +
+			"[[variants.exclude]]\nx = " + strings.Replace(quoted("x", 257), `"x0", `, "", 1) + "\n",
+		"img.kiwi": "x",
+	})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, _ := mustExpand(t, tr, Options{})
+	if len(vs) != 257 || vs[0].Key != "big-x86_64-virtualization-x0-y0" || vs[255].Key != "big-x86_64-virtualization-x0-y255" ||
+		vs[256].Key != "small-x86_64-virtualization-s" {
+		var last []string
+		for _, v := range vs[max(0, len(vs)-2):] {
+			last = append(last, v.Key)
+		}
+		t.Errorf("%d variants, the last %v; want 256 of big (x0 by every y) and then small's", len(vs), last)
 	}
 }
