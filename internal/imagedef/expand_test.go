@@ -181,3 +181,79 @@ func TestAMatrixLargerThanThePreallocatedArrayExpands(t *testing.T) {
 		t.Errorf("%d variants, the last %v; want 256 of big (x0 by every y) and then small's", len(vs), last)
 	}
 }
+
+// The warning for a publish label no target carries says where the targets
+// were looked for (the tree, a distro, a distro version) and which were
+// considered.
+func TestUnmatchedLabelWarningNamesWhereItLookedAndTheTargetsConsidered(t *testing.T) {
+	labelWarning := func(t *testing.T, files map[string]string, opts Options) string {
+		t.Helper()
+		tr, _ := mustLoad(t, filepath.Join(writeTree(t, files), "images.toml"))
+		_, ws := mustExpand(t, tr, opts)
+		for _, w := range ws {
+			if strings.Contains(w.Msg, `label "extra"`) {
+				return w.Msg
+			}
+		}
+		t.Fatalf("no warning for label extra among %v", ws)
+		return ""
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		opts  Options
+		want  string
+	}{
+		{"a distro version with image stores", map[string]string{"images.toml": publishTree, "vm.kiwi": "x"}, Options{},
+			`publish label "extra" matches no publish target of distro azl version 4.0 (targets considered: acg)`},
+		{"a distro version without outputs", map[string]string{"images.toml": publishTree, "vm.kiwi": "x"}, Options{Version: "4.0-dev"},
+			`publish label "extra" matches no publish target of distro azl version 4.0-dev (targets considered: acg, dev-acg)`},
+		{"a distro without versions", map[string]string{"vm.kiwi": "x", "images.toml": "[images.vm]\ndefinition = { path = \"vm.kiwi\" }\n" +
+			"publish = { labels = [\"extra\"] }\n[distros.azl]\ndescription = \"d\"\n"}, Options{},
+			`publish label "extra" matches no publish target of distro azl (targets considered: none)`},
+		{"a tree without distros", map[string]string{"vm.kiwi": "x", "images.toml": "[images.vm]\ndefinition = { path = \"vm.kiwi\" }\n" +
+			"publish = { labels = [\"extra\"] }\n"}, Options{},
+			`publish label "extra" matches no publish target of the tree (targets considered: none)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := labelWarning(t, tc.files, tc.opts); got != tc.want {
+				t.Errorf("warning %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// An image that does not give definition.type builds with KIWI, the first
+// of the accepted types; "*" leaves it to a later step.
+func TestDefinitionTypeDefaultsToKiwiUnlessLeftUnresolved(t *testing.T) {
+	dir := writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": kiwiImage +
+		"[images.later]\ndefinition = { path = \"img.kiwi\", type = \"*\" }\n"})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, _ := mustExpand(t, tr, Options{})
+	if len(vs) != 2 || vs[0].DefinitionType != "kiwi" || vs[1].DefinitionType != "" {
+		t.Errorf("definition types %q, %q; want kiwi when not given and empty when \"*\"", vs[0].DefinitionType, vs[1].DefinitionType)
+	}
+}
+
+// When nothing is left, the report names only the filters that were given,
+// and says that every only entry matched something only when some variant
+// was dropped by only; in strict mode it is the error, not a warning about
+// an unmatched skip entry.
+func TestTheEmptyMatrixReportNamesOnlyTheFiltersGiven(t *testing.T) {
+	dir := writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": kiwiImage + "[[variants.exclude]]\nimage = \"img\"\n"})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	_, _, err := Expand(tr, Options{})
+	if err == nil || !strings.HasSuffix(err.Error(), "no variants left: 1 images; 1 combinations; exclude rules removed 1") {
+		t.Errorf("no filters: %v, want the report to end at the exclude rules", err)
+	}
+	_, _, err = Expand(tr, Options{Strict: true, Skip: []string{"zzz"}})
+	if err == nil || !strings.Contains(err.Error(), `exclude rules removed 1; skip ["zzz"] removed 0`) {
+		t.Errorf("strict, an unmatched skip entry and nothing left: %v, want the empty-matrix report", err)
+	}
+	dir = writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": kiwiImage})
+	tr, _ = mustLoad(t, filepath.Join(dir, "images.toml"))
+	_, _, err = Expand(tr, Options{Only: []string{"img"}, Skip: []string{"img"}})
+	if err == nil || !strings.HasSuffix(err.Error(), `only ["img"] removed 0; skip ["img"] removed 1`) {
+		t.Errorf("only and skip of the same variant: %v, want only removing 0 without a claim about its entries, then skip removing 1", err)
+	}
+}
