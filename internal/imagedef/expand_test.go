@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -255,5 +256,17 @@ func TestTheEmptyMatrixReportNamesOnlyTheFiltersGiven(t *testing.T) {
 	_, _, err = Expand(tr, Options{Only: []string{"img"}, Skip: []string{"img"}})
 	if err == nil || !strings.HasSuffix(err.Error(), `only ["img"] removed 0; skip ["img"] removed 1`) {
 		t.Errorf("only and skip of the same variant: %v, want only removing 0 without a claim about its entries, then skip removing 1", err)
+	}
+}
+
+// User dimensions expand, and appear in keys, in the order they are
+// written, also when the image declares no built-in dimension.
+func TestUserDimensionsExpandInTheOrderWritten(t *testing.T) {
+	dir := writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": kiwiImage + "variants = { size = [\"s\", \"m\"], cloud = [\"azure\"] }\n"})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, _ := mustExpand(t, tr, Options{})
+	want := []string{"img-x86_64-virtualization-s-azure", "img-x86_64-virtualization-m-azure"}
+	if got := keysOf(vs); !slices.Equal(got, want) {
+		t.Errorf("keys %v, want %v (size before cloud, as written)", got, want)
 	}
 }
