@@ -270,3 +270,44 @@ func TestUserDimensionsExpandInTheOrderWritten(t *testing.T) {
 		t.Errorf("keys %v, want %v (size before cloud, as written)", got, want)
 	}
 }
+
+// A when rule that sets a key given as "*" resolves it: the key, and every
+// path under it, leaves Unresolved; paths under other keys stay. Capability
+// and publish-list entries given as "*" are reported by their path.
+func TestAWhenRuleThatSetsAnUnresolvedKeyResolvesIt(t *testing.T) {
+	dir := writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": `
+[images.img]
+description = "*"
+definition = { path = "img.kiwi", profile = "*" }
+capabilities = { machine-bootable = "*" }
+publish = { labels = ["*"], channels = ["stable", "*"] }
+delivery.shared_gallery = { image_gallery = "g", image_version = "*" }
+[images.img.variants]
+architectures = ["x86_64", "aarch64"]
+[[images.img.variants.when]]
+match = { arch = "aarch64" }
+set.description = "arm"
+set.delivery.shared_gallery = { image_gallery = "g", image_version = "1" }
+`})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, _ := mustExpand(t, tr, Options{})
+	all := []string{"capabilities.machine-bootable", "definition.profile", "delivery.shared_gallery.image_version", "description", "publish.channels[1]", "publish.labels[0]"}
+	if len(vs) != 2 || !slices.Equal(vs[0].Unresolved, all) {
+		t.Fatalf("x86_64 unresolved = %v, want %v", vs[0].Unresolved, all)
+	}
+	want := []string{"capabilities.machine-bootable", "definition.profile", "publish.channels[1]", "publish.labels[0]"}
+	if !slices.Equal(vs[1].Unresolved, want) || vs[1].Description != "arm" {
+		t.Errorf("aarch64 (description and delivery set by a when rule): unresolved = %v, description %q; want %v and arm", vs[1].Unresolved, vs[1].Description, want)
+	}
+}
+
+// A root file that cannot be read is a read error naming it.
+func TestLoadOfAMissingRootFileNamesIt(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "images.toml")
+	_, _, err := Load(root)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrRead) || ce.File != root || !strings.Contains(err.Error(), "cannot read the root file: ") ||
+		!errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load of a missing root: %v, want a read error naming %s and wrapping the cause", err, root)
+	}
+}
