@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -298,6 +300,27 @@ set.delivery.shared_gallery = { image_gallery = "g", image_version = "1" }
 	want := []string{"capabilities.machine-bootable", "definition.profile", "publish.channels[1]", "publish.labels[0]"}
 	if !slices.Equal(vs[1].Unresolved, want) || vs[1].Description != "arm" {
 		t.Errorf("aarch64 (description and delivery set by a when rule): unresolved = %v, description %q; want %v and arm", vs[1].Unresolved, vs[1].Description, want)
+	}
+}
+
+// A root file that exists but cannot be read (here a Unix socket) is a read
+// error naming it.
+func TestLoadOfAnUnreadableRootFileNamesIt(t *testing.T) {
+	dir, err := os.MkdirTemp("", "root") // short: a socket path has at most 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	root := filepath.Join(dir, "images.toml")
+	ln, err := net.Listen("unix", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, _, err = Load(root)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrRead) || ce.File != root || !strings.Contains(err.Error(), "cannot read the root file: ") {
+		t.Errorf("Load of a socket as the root: %v, want a read error naming %s", err, root)
 	}
 }
 
