@@ -334,3 +334,22 @@ func TestLoadOfAMissingRootFileNamesIt(t *testing.T) {
 		t.Errorf("Load of a missing root: %v, want a read error naming %s and wrapping the cause", err, root)
 	}
 }
+
+// Key paths in messages leave TOML's bare keys (letters, digits, - and _)
+// unquoted and quote every other key.
+func TestKeyPathsQuoteOnlyKeysThatAreNotBare(t *testing.T) {
+	for _, tc := range []struct {
+		p    keyPath
+		want string
+	}{
+		{keyPath{"images", "az-AZ_09", "variants"}, "images.az-AZ_09.variants"},
+		{keyPath{"v9"}, "v9"},
+		{keyPath{"images", "a.b", "[2]"}, `images."a.b"[2]`},
+		{keyPath{"images", "a:9"}, `images."a:9"`},
+		{keyPath{""}, `""`},
+	} {
+		if got := tc.p.String(); got != tc.want {
+			t.Errorf("keyPath%q = %s, want %s", []string(tc.p), got, tc.want)
+		}
+	}
+}
