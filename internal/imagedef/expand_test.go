@@ -353,3 +353,28 @@ func TestKeyPathsQuoteOnlyKeysThatAreNotBare(t *testing.T) {
 		}
 	}
 }
+
+// An error is located at its key; a key at the very start of the file is at
+// line 1, column 1; a key that is not written (a missing definition) is
+// located at its closest written ancestor.
+func TestErrorsAreLocatedAtTheKeyOrItsClosestWrittenAncestor(t *testing.T) {
+	for _, tc := range []struct {
+		toml, key string
+		line, col int
+	}{
+		{"images = 5\n", "images", 1, 1},
+		{"# images\n\n[images.img]\ndescription = \"d\"\n", "images.img.definition", 3, 9},
+	} {
+		dir := writeTree(t, map[string]string{"images.toml": tc.toml})
+		tr, _, err := Load(filepath.Join(dir, "images.toml"))
+		if err == nil {
+			_, _, err = Expand(tr, Options{})
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%q: %v, want a ConfigError", tc.toml, err)
+		} else if ce.Key != tc.key || ce.Line != tc.line || ce.Col != tc.col {
+			t.Errorf("%q: %v (key %s at %d:%d), want an error at %s, %d:%d", tc.toml, err, ce.Key, ce.Line, ce.Col, tc.key, tc.line, tc.col)
+		}
+	}
+}
