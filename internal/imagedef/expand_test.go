@@ -378,3 +378,17 @@ func TestErrorsAreLocatedAtTheKeyOrItsClosestWrittenAncestor(t *testing.T) {
 		}
 	}
 }
+
+// An error about an array inside an array (which go-toml gives no position
+// of its own) is located at the outer array's key, not at the file's start.
+func TestAnErrorAboutAnArrayInAnArrayIsLocatedAtTheOuterArraysKey(t *testing.T) {
+	dir := writeTree(t, map[string]string{"img.kiwi": "x", "images.toml": kiwiImage + "variants.exclude = [[1]]\n"})
+	tr, _, err := Load(filepath.Join(dir, "images.toml"))
+	if err == nil {
+		_, _, err = Expand(tr, Options{})
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "images.img.variants.exclude[0]" || ce.Line != 3 || ce.Col != 10 {
+		t.Errorf("err = %v, want an error about images.img.variants.exclude[0] at 3:10 (the exclude key)", err)
+	}
+}
