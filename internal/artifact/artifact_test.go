@@ -112,3 +112,104 @@ func TestStateIsRPCSafeAndDestroyRemovesOnlyOwned(t *testing.T) {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func TestOneOnAnArtifactWithoutFilesSaysItHoldsNoFiles(t *testing.T) {
+	a := &Artifact{Builder: "b"}
+	if _, err := a.One(RoleDisk); err == nil || !strings.Contains(err.Error(), "it holds no files") {
+		t.Errorf("One(disk) of an empty artifact: %v, want it to say it holds no files", err)
+	}
+	a.Outputs = []File{{Path: "/o/k.log", Role: RoleLog}}
+	if _, err := a.One(RoleDisk); err == nil || !strings.Contains(err.Error(), "it holds /o/k.log (log)") {
+		t.Errorf("One(disk) of an artifact with a log: %v, want it to list the log", err)
+	}
+}
+
+func TestIdIsTheSetIDOrElseTheFirstFile(t *testing.T) {
+	a := &Artifact{}
+	if a.Id() != "" {
+		t.Errorf("Id of an empty artifact = %q, want empty", a.Id())
+	}
+	a.Outputs = []File{{Path: "/o/a.raw"}, {Path: "/o/b.raw"}}
+	if a.Id() != "/o/a.raw" {
+		t.Errorf("Id without ID = %q, want the first file", a.Id())
+	}
+	a.ID = "custom"
+	if a.Id() != "custom" {
+		t.Errorf("Id with ID = %q, want the ID", a.Id())
+	}
+}
+
+func TestStringShowsTheVariantItsTargetsDeliveryAndFilesByRole(t *testing.T) {
+	a := &Artifact{Variant: variant.Variant{Key: "vm-gen2", Arch: "x86_64", HyperVGeneration: "V2", ReleaseVer: "4.0",
+		Targets:  []variant.Target{{Name: "acr", InterfaceType: variant.InterfaceOCIRegistry, ResourceURN: "reg.example", ImageName: "azl/vm"}},
+		Delivery: variant.Delivery(`{"oci":{"tag":"1"}}`)},
+		Outputs: []File{{Path: "/o/vm.raw", Role: RoleDisk, SHA256: "abc"}, {Path: "/o/vm.log", Role: RoleLog}}}
+	want := "Variant vm-gen2 (x86_64, V2, 4.0)\n" +
+		"  target   acr: oci-registry reg.example, image azl/vm\n" +
+		`  delivery {"oci":{"tag":"1"}}` + "\n" +
+		"  disk     /o/vm.raw (sha256 abc)\n" +
+		"  log      /o/vm.log"
+	if got := a.String(); got != want {
+		t.Errorf("String() =\n%s\nwant\n%s", got, want)
+	}
+	b := &Artifact{Variant: variant.Variant{Key: "k"}, Outputs: []File{{Path: "/o/x", Role: RoleDisk}}}
+	if got, want := b.String(), "Variant k\n  disk     /o/x"; got != want {
+		t.Errorf("String() of a variant without built-ins, targets or delivery = %q, want %q", got, want)
+	}
+	c := &Artifact{Outputs: []File{{Path: "/o/x", Role: RoleDisk}}}
+	if got, want := c.String(), "Files\n  disk     /o/x"; got != want {
+		t.Errorf("String() without a variant = %q, want %q", got, want)
+	}
+}
+
+func TestDestroyReportsAPathItCouldNotRemove(t *testing.T) {
+	dir := t.TempDir()
+	mine := filepath.Join(dir, "mine")
+	os.WriteFile(mine, []byte("x"), 0o644)
+	bad := dir + "/." // os.RemoveAll refuses a path ending in "."
+	a := &Artifact{Owned: []string{bad, mine}}
+	err := a.Destroy()
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("Destroy = %v, want an error naming %s", err, bad)
+	}
+	if exists(mine) {
+		t.Error("Destroy stopped at the first error instead of removing the rest")
+	}
+	if err := (&Artifact{Owned: []string{filepath.Join(dir, "gone")}}).Destroy(); err != nil {
+		t.Errorf("Destroy of an already removed path = %v, want nil", err)
+	}
+}
+
+func TestCloneCopiesExtraAndGeneratedWithoutSharingThem(t *testing.T) {
+	a := &Artifact{Extra: map[string]string{"k": "v"}, Generated: map[string]string{"G": "g"}, Owned: []string{"/o"}}
+	c := a.Clone()
+	if c.Extra["k"] != "v" || c.Generated["G"] != "g" || c.Owned != nil {
+		t.Fatalf("clone Extra %v Generated %v Owned %v, want Extra and Generated copied and nothing owned", c.Extra, c.Generated, c.Owned)
+	}
+	c.Extra["k"], c.Generated["G"] = "x", "x"
+	if a.Extra["k"] != "v" || a.Generated["G"] != "g" {
+		t.Error("the clone's maps are the original's")
+	}
+	if c := (&Artifact{}).Clone(); c.Extra != nil || c.Generated != nil {
+		t.Errorf("clone of nil maps = %v %v, want nil", c.Extra, c.Generated)
+	}
+}
+
+func TestFromKeepsTheQemuBuildersOtherFilesAndReadsOneDiskPathString(t *testing.T) {
+	a, err := From(fake{id: QemuBuilderID, files: []string{"/out/packer-x", "/out/efivars.fd"},
+		state: map[string]interface{}{"diskPaths": "/out/packer-x", "diskType": "raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []File{{Path: "/out/packer-x", Role: RoleDisk, Format: "raw"}, {Path: "/out/efivars.fd", Role: "other"}}
+	if !reflect.DeepEqual(a.Outputs, want) {
+		t.Errorf("outputs %+v, want %+v", a.Outputs, want)
+	}
+	b, err := From(fake{id: "x", files: []string{"/o/a.raw", "/o/notes"}, state: map[string]interface{}{"diskPaths": ""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Outputs) != 2 || b.Outputs[0].Role != RoleDisk || b.Outputs[1].Role != "other" {
+		t.Errorf("an empty diskPaths string is no disk list; outputs %+v, want roles by extension", b.Outputs)
+	}
+}

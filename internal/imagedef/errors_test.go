@@ -651,4 +651,11 @@ func TestDirectoryAGlobCannotListIsAnError(t *testing.T) {
 	if !errors.Is(err, ErrRead) || !strings.Contains(err.Error(), `cannot expand glob "**/*.image.toml": input/output error`) {
 		t.Errorf("err = %v, want ErrRead naming the glob and the cause", err)
 	}
+	// A star segment before the last walks each matching directory too.
+	fsys.MapFS["root.toml"] = &fstest.MapFile{Data: []byte(`includes = ["*/b.toml"]`)}
+	l = &loader{fsys: fsys, rootDir: "/mem", stat: func(string) (bool, error) { return false, nil }}
+	_, _, err = l.load("root.toml")
+	if !errors.Is(err, ErrRead) || !strings.Contains(err.Error(), `cannot expand glob "*/b.toml": input/output error`) {
+		t.Errorf("err = %v, want ErrRead naming the glob */b.toml and the cause", err)
+	}
 }

@@ -601,6 +601,8 @@ func TestGlobIncludesMatchStarQuestionClassAndDoubleStar(t *testing.T) {
 		{`["k/[s].toml"]`, []string{"s"}},
 		{`["k/*.toml", "k/s.toml"]`, []string{"s", "t"}},
 		{`["a/**/deep.image.toml"]`, []string{"deep"}},
+		{`["*/*.toml"]`, []string{"s", "t"}},
+		{`["a/*/c/*.image.toml"]`, []string{"deep"}},
 	} {
 		t.Run(tc.includes, func(t *testing.T) {
 			fs := map[string]string{"root.toml": "includes = " + tc.includes + "\n"}

@@ -189,3 +189,12 @@ func TestPickTargetTakesTheNamedOrTheOnlyTargetOfAnInterface(t *testing.T) {
 		t.Errorf("two candidates and no name: %v", err)
 	}
 }
+
+func TestDeliveryUnmarshalOfBlankTextIsNoTables(t *testing.T) {
+	for _, in := range []string{"", "  \n"} {
+		d := Delivery(`{"old":1}`)
+		if err := d.UnmarshalJSON([]byte(in)); err != nil || d != nil {
+			t.Errorf("UnmarshalJSON(%q) = %q, %v; want no tables and no error", in, d, err)
+		}
+	}
+}
