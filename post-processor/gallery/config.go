@@ -89,6 +89,10 @@ type Config struct {
 	// Azure SDK's exponential backoff. Defaults to `8`.
 	MaxRetries int `mapstructure:"max_retries"`
 
+	// Name of the variant's `azure-compute-gallery` target to publish to
+	// when it has more than one. Defaults to the only one; with several and
+	// no name, the build stops with an error listing them.
+	TargetName string `mapstructure:"target"`
 	// Where the version goes. Defaults to the variant's target with
 	// interface type `azure-compute-gallery` (gallery from its
 	// `resource_urn`, definition from its `image_name`); fields set here win.
