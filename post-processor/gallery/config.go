@@ -94,8 +94,9 @@ type Config struct {
 	// no name, the build stops with an error listing them.
 	TargetName string `mapstructure:"target"`
 	// Where the version goes. Defaults to the variant's target with
-	// interface type `azure-compute-gallery` (gallery from its
-	// `resource_urn`, definition from its `image_name`); fields set here win.
+	// interface type `azure-compute-gallery` (the one `target` names):
+	// gallery from its `resource_urn`, definition from its `image_name`;
+	// fields set here win, and a target value of `*` counts as not given.
 	// Without a gallery (no target, no gallery_name), the VHD is only
 	// uploaded.
 	Destination GalleryDestination `mapstructure:"shared_image_gallery_destination"`
