@@ -34,7 +34,9 @@ type Config struct {
 	// environment (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,
 	// `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH`), workload
 	// identity (OIDC federation as GitHub Actions uses,
-	// `AZURE_FEDERATED_TOKEN_FILE`), managed identity, then the Azure CLI.
+	// `AZURE_FEDERATED_TOKEN_FILE`), managed identity, the Azure CLI, the
+	// Azure Developer CLI, then Azure PowerShell. When none works, the error
+	// lists the sources tried.
 	ClientID string `mapstructure:"client_id"`
 	// Secret of the service principal. Never printed.
 	ClientSecret string `mapstructure:"client_secret"`
