@@ -195,3 +195,57 @@ func countBlobs(t *testing.T, az *testsvc.Azurite) int {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// twoTargetsTemplate is galleryTemplate with a second gallery target in the
+// variant and the `target` option from a variable.
+var twoTargetsTemplate = strings.NewReplacer(
+	`          image_name     = "almalinux-9-gen2"
+        }]`, `          image_name     = "almalinux-9-gen2"
+        }, {
+          name           = "acg-test"
+          interface_type = "azure-compute-gallery"
+          resource_urn   = "/subscriptions/sub2/resourceGroups/rg2/providers/Microsoft.Compute/galleries/test"
+          image_name     = "alma-test"
+        }]`,
+	`      storage_connection_string = var.storage`, `      target                    = var.target
+      storage_connection_string = var.storage`,
+	`variable "raw" { type = string }`, `variable "raw" { type = string }
+variable "target" {
+  type    = string
+  default = ""
+}`,
+).Replace(galleryTemplate)
+
+func TestPackerBuildWithTwoGalleryTargetsPublishesOnlyToTheOneNamed(t *testing.T) {
+	if !strings.Contains(twoTargetsTemplate, "acg-test") || !strings.Contains(twoTargetsTemplate, "var.target") {
+		t.Fatal("the template was not rewritten: galleryTemplate changed")
+	}
+	env := acc.Setup(t)
+	az := testsvc.StartAzurite(t)
+	store := armfake.New()
+	srv := armfake.NewServer(store)
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "arm.pem")
+	os.WriteFile(ca, srv.CertPEM(), 0o644)
+	extra := append(fakeAzureCLI(t, dir), "SSL_CERT_FILE="+ca)
+	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 8<<20, map[int64][]byte{0: []byte("boot")})
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	acc.WriteTemplate(t, dir, "gallery.pkr.hcl", twoTargetsTemplate)
+	vars := []string{"build", "-var", "raw=" + raw, "-var", "out=" + out, "-var", "arm=" + srv.URL + "/", "-var", "storage=" + az.ConnectionString}
+
+	r := env.Run(t, dir, extra, append(vars, ".")...)
+	if r.Err == nil || !strings.Contains(r.Output(), "variant alma-9-x86_64 has 2 azure-compute-gallery targets (acg, acg-test): choose one with target") {
+		t.Fatalf("want an error naming both targets:\n%s", r.Output())
+	}
+	if countBlobs(t, az) != 0 || store.DefinitionCreates.Load()+store.VersionCreates.Load() != 0 {
+		t.Fatal("something was uploaded or created although no target was chosen")
+	}
+
+	r = env.MustRun(t, dir, extra, append(vars, "-var", "target=acg-test", "-var", "dry_run=true", ".")...)
+	if !strings.Contains(r.Output(), "dry run, not sent: PUT /subscriptions/sub2/resourceGroups/rg2/providers/Microsoft.Compute/galleries/test/images/alma-test/versions/9.6.2025052201") ||
+		strings.Contains(r.Output(), "galleries/gal1/images") {
+		t.Fatalf("target = acg-test should publish into gallery test only:\n%s", r.Output())
+	}
+}

@@ -3,7 +3,6 @@ package gallery
 import (
 	"log"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
 
@@ -11,14 +10,12 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery"
 )
 
-type azidentityAuthErr = azidentity.AuthenticationFailedError
-
 // Artifact is the shared model plus HCP Packer metadata: one registry
 // image per version and region (or the blob, when only uploaded).
 type Artifact struct {
 	*artifact.Artifact
 	versions []gallery.Published
-	dest     *destination
+	dest     *gallery.Destination
 }
 
 var _ packersdk.Artifact = (*Artifact)(nil)

@@ -1,11 +1,14 @@
 package gallery
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
@@ -62,5 +65,37 @@ func (c *Config) credential() (azcore.TokenCredential, string, error) {
 		return cred, "Azure CLI (use_azure_cli_auth)", err
 	}
 	cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: opts, TenantID: c.TenantID})
-	return cred, "environment (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET or certificate), workload identity (AZURE_FEDERATED_TOKEN_FILE), managed identity, Azure CLI, Azure Developer CLI", err
+	return cred, "environment (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET or certificate), workload identity (AZURE_FEDERATED_TOKEN_FILE), managed identity, Azure CLI, Azure Developer CLI, Azure PowerShell", err
+}
+
+// tokenError is a failure to obtain a token: the credential was not
+// available (nothing configured) or authentication failed.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
+// markedCredential makes every GetToken failure a *tokenError, whatever the
+// credential. Design choice: errors are classified where the token is
+// requested, because azidentity exports AuthenticationFailedError but not
+// its "credential unavailable" type (its marker interface has an unexported
+// method, so errors.As cannot name it outside azidentity), and a chain with
+// nothing configured returns only the latter.
+type markedCredential struct{ azcore.TokenCredential }
+
+func (c markedCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tk, err := c.TokenCredential.GetToken(ctx, opts)
+	if err != nil {
+		return tk, &tokenError{err}
+	}
+	return tk, nil
+}
+
+// credentialFailure says which credential sources were tried when err is
+// a failure to obtain a token, and returns other errors unchanged.
+func credentialFailure(err error, tried string) error {
+	if te := (*tokenError)(nil); errors.As(err, &te) {
+		return fmt.Errorf("no Azure credential worked (tried %s): %w", tried, err)
+	}
+	return err
 }

@@ -34,7 +34,9 @@ type Config struct {
 	// environment (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,
 	// `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH`), workload
 	// identity (OIDC federation as GitHub Actions uses,
-	// `AZURE_FEDERATED_TOKEN_FILE`), managed identity, then the Azure CLI.
+	// `AZURE_FEDERATED_TOKEN_FILE`), managed identity, the Azure CLI, the
+	// Azure Developer CLI, then Azure PowerShell. When none works, the error
+	// lists the sources tried.
 	ClientID string `mapstructure:"client_id"`
 	// Secret of the service principal. Never printed.
 	ClientSecret string `mapstructure:"client_secret"`
@@ -89,9 +91,14 @@ type Config struct {
 	// Azure SDK's exponential backoff. Defaults to `8`.
 	MaxRetries int `mapstructure:"max_retries"`
 
+	// Name of the variant's `azure-compute-gallery` target to publish to
+	// when it has more than one. Defaults to the only one; with several and
+	// no name, the build stops with an error listing them.
+	TargetName string `mapstructure:"target"`
 	// Where the version goes. Defaults to the variant's target with
-	// interface type `azure-compute-gallery` (gallery from its
-	// `resource_urn`, definition from its `image_name`); fields set here win.
+	// interface type `azure-compute-gallery` (the one `target` names):
+	// gallery from its `resource_urn`, definition from its `image_name`;
+	// fields set here win, and a target value of `*` counts as not given.
 	// Without a gallery (no target, no gallery_name), the VHD is only
 	// uploaded.
 	Destination GalleryDestination `mapstructure:"shared_image_gallery_destination"`

@@ -39,6 +39,7 @@ type FlatConfig struct {
 	OverwriteBlob                *bool                   `mapstructure:"overwrite_blob" cty:"overwrite_blob" hcl:"overwrite_blob"`
 	Parallel                     *int                    `mapstructure:"parallel" cty:"parallel" hcl:"parallel"`
 	MaxRetries                   *int                    `mapstructure:"max_retries" cty:"max_retries" hcl:"max_retries"`
+	TargetName                   *string                 `mapstructure:"target" cty:"target" hcl:"target"`
 	Destination                  *FlatGalleryDestination `mapstructure:"shared_image_gallery_destination" cty:"shared_image_gallery_destination" hcl:"shared_image_gallery_destination"`
 	HyperVGenerations            []string                `mapstructure:"hyperv_generations" cty:"hyperv_generations" hcl:"hyperv_generations"`
 	Identifier                   *FlatIdentifier         `mapstructure:"identifier" cty:"identifier" hcl:"identifier"`
@@ -96,6 +97,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"overwrite_blob":                   &hcldec.AttrSpec{Name: "overwrite_blob", Type: cty.Bool, Required: false},
 		"parallel":                         &hcldec.AttrSpec{Name: "parallel", Type: cty.Number, Required: false},
 		"max_retries":                      &hcldec.AttrSpec{Name: "max_retries", Type: cty.Number, Required: false},
+		"target":                           &hcldec.AttrSpec{Name: "target", Type: cty.String, Required: false},
 		"shared_image_gallery_destination": &hcldec.BlockSpec{TypeName: "shared_image_gallery_destination", Nested: hcldec.ObjectSpec((*FlatGalleryDestination)(nil).HCL2Spec())},
 		"hyperv_generations":               &hcldec.AttrSpec{Name: "hyperv_generations", Type: cty.List(cty.String), Required: false},
 		"identifier":                       &hcldec.BlockSpec{TypeName: "identifier", Nested: hcldec.ObjectSpec((*FlatIdentifier)(nil).HCL2Spec())},

@@ -7,7 +7,6 @@ package gallery
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -48,77 +47,22 @@ func (p *PostProcessor) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMap
 
 func (p *PostProcessor) Configure(raws ...interface{}) error { return p.config.Prepare(raws...) }
 
-// destination is where the version goes, resolved from the config and the
-// variant's targets.
-type destination struct {
-	gallery  gallery.Gallery
-	names    map[string]string // generation -> definition
-	gens     []string
-	location string
-}
-
-func (c *Config) destination(v *variant.Variant) (*destination, error) {
-	d := c.Destination
-	var tgt *variant.Target
-	if ts := v.TargetsOf(variant.InterfaceAzureComputeGallery); len(ts) > 0 {
-		tgt = &ts[0]
-	}
-	var g gallery.Gallery
-	if tgt != nil && tgt.ResourceURN != "" {
-		var err error
-		if g, err = gallery.ParseGalleryID(tgt.ResourceURN); err != nil {
-			return nil, fmt.Errorf("variant %s target %s: resource_urn: %w", v.Key, tgt.Name, err)
-		}
-	}
-	if d.Subscription != "" {
-		g.SubscriptionID = d.Subscription
-	}
-	if c.SubscriptionID != "" && g.SubscriptionID == "" {
-		g.SubscriptionID = c.SubscriptionID
-	}
-	if d.ResourceGroup != "" {
-		g.ResourceGroup = d.ResourceGroup
-	}
-	if d.GalleryName != "" {
-		g.Name = d.GalleryName
-	}
-	if g.Name == "" {
-		return nil, nil // upload only
-	}
-	if g.SubscriptionID == "" || g.ResourceGroup == "" {
-		return nil, fmt.Errorf("shared_image_gallery_destination: gallery %s needs subscription and resource_group", g.Name)
-	}
-	name := d.ImageName
-	if name == "" && tgt != nil {
-		name = tgt.ImageName
-	}
-	if name == "" {
-		return nil, fmt.Errorf("shared_image_gallery_destination.image_name: no image definition name (and the variant's azure-compute-gallery target gives none)")
-	}
-	arch := v.Arch
-	if arch == "" {
-		arch = "x86_64"
-	}
-	asked := c.gens
-	if len(asked) == 0 && v.HyperVGeneration != "" {
-		asked = []string{v.HyperVGeneration}
-	}
-	gens, err := gallery.Generations(arch, asked)
+// destination resolves where the version goes from the variant's
+// azure-compute-gallery target (the one named by `target`, or the only one)
+// and the explicit settings; nil means upload only.
+func (c *Config) destination(v *variant.Variant) (*gallery.Destination, error) {
+	t, err := v.PickTarget(variant.InterfaceAzureComputeGallery, c.TargetName)
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]string{}
-	for _, gen := range gens {
-		names[gen] = name
-		if gen == "V1" && len(gens) > 1 {
-			if d.Gen1ImageName == "" {
-				return nil, fmt.Errorf("hyperv_generations %v: give shared_image_gallery_destination.gen1_image_name, the definition of the V1 version (image_name %s takes V2)", gens, name)
-			}
-			names[gen] = d.Gen1ImageName
-		}
+	d := c.Destination
+	r := gallery.DestinationRequest{Variant: v.Key, Arch: v.Arch, Generations: c.gens, VariantGeneration: v.HyperVGeneration,
+		Settings: gallery.DestinationSettings{Subscription: d.Subscription, ResourceGroup: d.ResourceGroup, GalleryName: d.GalleryName,
+			Location: d.Location, ImageName: d.ImageName, Gen1ImageName: d.Gen1ImageName, DefaultSubscription: c.SubscriptionID}}
+	if t != nil {
+		r.Target = &gallery.Target{Name: t.Name, ResourceURN: t.ResourceURN, ImageName: t.ImageName}
 	}
-	g.Location = d.Location
-	return &destination{gallery: g, names: names, gens: gens}, nil
+	return gallery.ResolveDestination(r)
 }
 
 func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in packersdk.Artifact) (packersdk.Artifact, bool, bool, error) {
@@ -168,13 +112,7 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 			return nil, fmt.Errorf("Azure credential (%s): %w", tried, err)
 		}
 	}
-	credErr := func(err error) error {
-		var ae *azidentityAuthErr
-		if errors.As(err, &ae) || strings.Contains(err.Error(), "authentication failed") || strings.Contains(err.Error(), "DefaultAzureCredential") {
-			return fmt.Errorf("no Azure credential worked (tried %s): %w", tried, err)
-		}
-		return err
-	}
+	credErr := func(err error) error { return credentialFailure(err, tried) }
 
 	blobName := c.BlobName
 	if blobName == "" {
@@ -204,12 +142,12 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		gopts.StateDir = filepath.Dir(file.Path)
 	}
 	if dest != nil {
-		if client, err = p.armClient(dest.gallery.SubscriptionID, cred); err != nil {
+		if client, err = p.armClient(dest.Gallery.SubscriptionID, cred); err != nil {
 			return nil, err
 		}
-		if dest.gallery.Location == "" {
-			if dest.gallery.Location, err = client.GalleryLocation(ctx, dest.gallery); err != nil {
-				return nil, credErr(fmt.Errorf("read gallery %s: %w", dest.gallery.ID(), err))
+		if dest.Gallery.Location == "" {
+			if dest.Gallery.Location, err = client.GalleryLocation(ctx, dest.Gallery); err != nil {
+				return nil, credErr(fmt.Errorf("read gallery %s: %w", dest.Gallery.ID(), err))
 			}
 		}
 		acct := c.StorageAccountID
@@ -220,18 +158,14 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 			}
 			rg := c.StorageResourceGroup
 			if rg == "" {
-				rg = dest.gallery.ResourceGroup
+				rg = dest.Gallery.ResourceGroup
 			}
-			acct = fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/storageAccounts/%s", dest.gallery.SubscriptionID, rg, name)
+			acct = fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/storageAccounts/%s", dest.Gallery.SubscriptionID, rg, name)
 		}
 		source := gallery.Source{StorageAccountID: acct, URI: blobURL}
 		version := c.Destination.ImageVersion
 		if version == "" {
-			var defs []string
-			for _, g := range dest.gens {
-				defs = append(defs, dest.names[g])
-			}
-			existing, same, err := gallery.ExistingVersions(ctx, client, dest.gallery, defs, source)
+			existing, same, err := gallery.ExistingVersions(ctx, client, dest.Gallery, dest.Definitions(), source)
 			if err != nil {
 				return nil, credErr(err)
 			}
@@ -246,7 +180,7 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		if err != nil {
 			return nil, err
 		}
-		ui.Sayf("Checking gallery %s", dest.gallery.ID())
+		ui.Sayf("Checking gallery %s", dest.Gallery.ID())
 		if st, err = gallery.Check(ctx, client, plan, gopts); err != nil {
 			return nil, credErr(err)
 		}
@@ -287,11 +221,17 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 	return p.artifactOut(a, file, up, res, dest), nil
 }
 
+// cred returns the credential, marked so that its failures are recognised
+// (credentialFailure), and the sources it tries.
 func (p *PostProcessor) cred() (azcore.TokenCredential, string, error) {
-	if p.credential != nil {
-		return p.credential, "test credential", nil
+	cred, tried := p.credential, "test credential"
+	if cred == nil {
+		var err error
+		if cred, tried, err = p.config.credential(); err != nil {
+			return nil, tried, err
+		}
 	}
-	return p.config.credential()
+	return markedCredential{cred}, tried, nil
 }
 
 func (p *PostProcessor) armClient(sub string, cred azcore.TokenCredential) (gallery.Client, error) {
@@ -304,7 +244,7 @@ func (p *PostProcessor) armClient(sub string, cred azcore.TokenCredential) (gall
 	return gallery.NewARM(sub, cred, opts)
 }
 
-func (p *PostProcessor) publishRequest(v *variant.Variant, d *destination, version string, src gallery.Source) gallery.Publish {
+func (p *PostProcessor) publishRequest(v *variant.Variant, d *gallery.Destination, version string, src gallery.Source) gallery.Publish {
 	c := &p.config
 	arch := v.Arch
 	if arch == "" {
@@ -313,11 +253,11 @@ func (p *PostProcessor) publishRequest(v *variant.Variant, d *destination, versi
 	publisher := cmp.Or(c.Identifier.Publisher, v.DeliveryString("marketplace.publisher"), v.Distro, "osimage")
 	offer := cmp.Or(c.Identifier.Offer, v.DeliveryString("marketplace.offer"), v.Image, "osimage")
 	defs := map[string]gallery.DefinitionSpec{}
-	for gen, name := range d.names {
+	for gen, name := range d.Names {
 		sku := name
 		if c.Identifier.SKU != "" {
 			sku = c.Identifier.SKU
-			if len(d.names) > 1 {
+			if len(d.Names) > 1 {
 				sku += "-" + strings.ToLower(strings.Replace(gen, "V", "gen", 1))
 			}
 		}
@@ -328,7 +268,7 @@ func (p *PostProcessor) publishRequest(v *variant.Variant, d *destination, versi
 		regions = append(regions, gallery.Region{Name: r.Name, Replicas: r.Replicas, StorageAccountType: r.StorageAccountType})
 	}
 	return gallery.Publish{
-		Gallery: d.gallery, Arch: arch, Asked: d.gens, Definitions: defs,
+		Gallery: d.Gallery, Arch: arch, Asked: d.Generations, Definitions: defs,
 		Description: cmp.Or(c.Description, v.Description), SecurityType: c.SecurityType,
 		DiskControllerTypes: c.DiskControllerTypes, AcceleratedNetworking: c.accelNets,
 		Version: version, Source: src, Regions: regions,
@@ -349,17 +289,14 @@ func pickInput(a *artifact.Artifact) (artifact.File, error) {
 	return a.One(artifact.RoleDisk)
 }
 
-// defaultBlobName is unique per variant and build, stable for one disk.
+// defaultBlobName names the blob after the variant and the disk's
+// modification time (gallery.DefaultBlobName).
 func defaultBlobName(v *variant.Variant, path string) string {
-	stamp := "0"
+	var mod time.Time
 	if st, err := os.Stat(path); err == nil {
-		stamp = st.ModTime().UTC().Format("20060102150405")
+		mod = st.ModTime()
 	}
-	base := v.Key
-	if base == "" {
-		base = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	}
-	return base + "-" + stamp + ".vhd"
+	return gallery.DefaultBlobName(v.Key, path, mod)
 }
 
 // accountFromEndpoint takes the storage account from a blob endpoint or
@@ -378,7 +315,7 @@ func accountFromEndpoint(ep string) string {
 	return strings.SplitN(host, ".", 2)[0]
 }
 
-func (p *PostProcessor) artifactOut(a *artifact.Artifact, in artifact.File, up pageblob.Result, res gallery.Result, d *destination) *Artifact {
+func (p *PostProcessor) artifactOut(a *artifact.Artifact, in artifact.File, up pageblob.Result, res gallery.Result, d *gallery.Destination) *Artifact {
 	out := a.Clone()
 	out.Builder = BuilderID
 	out.ID = up.URL

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery"
 	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery/armfake"
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
@@ -141,33 +143,54 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 }
 
-func TestDestinationFromTargetsAndExplicitFields(t *testing.T) {
-	c := &Config{}
+func TestDestinationTakesTheOnlyGalleryTargetAndPassesEveryField(t *testing.T) {
 	v := almaVariant("x86_64")
-	d, err := c.destination(&v)
-	if err != nil || d.gallery.Name != "gal1" || d.gallery.SubscriptionID != "sub1" || d.names["V2"] != "almalinux-9-gen2" || len(d.gens) != 1 {
-		t.Fatalf("%+v %v", d, err)
-	}
-	c.gens = []string{"V1", "V2"}
-	if _, err := c.destination(&v); err == nil || !strings.Contains(err.Error(), "gen1_image_name") {
-		t.Fatalf("fan-out without gen1 name: %v", err)
-	}
+	v.Targets = append(v.Targets, variant.Target{Name: "reg", InterfaceType: variant.InterfaceOCIRegistry, ResourceURN: "ghcr.io"})
 	v.HyperVGeneration = "V1"
-	c.gens = nil
-	if d, _ := c.destination(&v); d.names["V1"] != "almalinux-9-gen2" || d.gens[0] != "V1" {
-		t.Fatalf("variant generation: %+v", d)
+	c := &Config{}
+	d, err := c.destination(&v)
+	if err != nil || d.Gallery.ID() != galleryID || !reflect.DeepEqual(d.Names, map[string]string{"V1": "almalinux-9-gen2"}) {
+		t.Fatalf("variant target and generation: %+v %v", d, err)
 	}
-	c.Destination = GalleryDestination{Subscription: "s2", ResourceGroup: "r2", GalleryName: "g2", ImageName: "def"}
-	if d, _ := c.destination(&v); d.gallery.ID() != "/subscriptions/s2/resourceGroups/r2/providers/Microsoft.Compute/galleries/g2" || d.names["V1"] != "def" {
-		t.Fatalf("explicit: %+v", d)
+	c = &Config{SubscriptionID: "s3", gens: []string{"V1", "V2"}, Destination: GalleryDestination{ResourceGroup: "r2", GalleryName: "g2",
+		Location: "westus", ImageName: "def2", Gen1ImageName: "def1"}}
+	d, err = c.destination(&variant.Variant{Key: "k"})
+	want := &gallery.Destination{Gallery: gallery.Gallery{SubscriptionID: "s3", ResourceGroup: "r2", Name: "g2", Location: "westus"},
+		Generations: []string{"V1", "V2"}, Names: map[string]string{"V1": "def1", "V2": "def2"}}
+	if err != nil || !reflect.DeepEqual(d, want) {
+		t.Fatalf("explicit fields: %+v %v", d, err)
 	}
-	if d, err := (&Config{}).destination(&variant.Variant{Key: "k"}); d != nil || err != nil {
-		t.Fatalf("no gallery should mean upload only: %+v %v", d, err)
+	c.Destination.Subscription = "s2"
+	if d, _ := c.destination(&variant.Variant{Key: "k"}); d.Gallery.SubscriptionID != "s2" {
+		t.Fatalf("subscription: %+v", d.Gallery)
 	}
-	bad := almaVariant("x86_64")
-	bad.Targets[0].ResourceURN = "/subscriptions/x"
-	if _, err := (&Config{}).destination(&bad); err == nil || !strings.Contains(err.Error(), "resource_urn") {
-		t.Fatalf("bad urn: %v", err)
+	arm := almaVariant("aarch64")
+	if _, err := c.destination(&arm); err == nil || !strings.Contains(err.Error(), "V2 only") {
+		t.Fatalf("aarch64 into V1: %v", err)
+	}
+}
+
+func TestDestinationWithSeveralGalleryTargetsNeedsTarget(t *testing.T) {
+	v := almaVariant("x86_64")
+	v.Targets = append(v.Targets, variant.Target{Name: "acg-test", InterfaceType: variant.InterfaceAzureComputeGallery,
+		ResourceURN: "/subscriptions/sub2/resourceGroups/rg2/providers/Microsoft.Compute/galleries/test", ImageName: "alma-test"})
+	_, err := (&Config{}).destination(&v)
+	if err == nil || !strings.Contains(err.Error(), "2 azure-compute-gallery targets (acg, acg-test): choose one with target") {
+		t.Fatalf("several targets, none named: %v", err)
+	}
+	d, err := (&Config{TargetName: "acg-test"}).destination(&v)
+	if err != nil || d.Gallery.Name != "test" || d.Names["V2"] != "alma-test" {
+		t.Fatalf("target = acg-test: %+v %v", d, err)
+	}
+	if _, err := (&Config{TargetName: "nope"}).destination(&v); err == nil || !strings.Contains(err.Error(), `target = "nope"`) {
+		t.Fatalf("unknown target: %v", err)
+	}
+}
+
+func TestConfigTargetNamesTheGalleryTarget(t *testing.T) {
+	p, err := configure(t, map[string]interface{}{"storage_account": "a", "target": "acg-test"})
+	if err != nil || p.config.TargetName != "acg-test" {
+		t.Fatalf("%q %v", p.config.TargetName, err)
 	}
 }
 

@@ -387,3 +387,63 @@ func TestAStaleResumeTokenOfAFinishedVersionIsDroppedNotResumed(t *testing.T) {
 		t.Fatal("stale token kept")
 	}
 }
+
+func TestAFailedDefinitionCreationReportsTheServiceErrorAndCreatesNoVersion(t *testing.T) {
+	s := armfake.New()
+	s.FailDefinition = "InvalidParameter"
+	p, _ := Build(almaRequest("x86_64"))
+	_, err := publish(t, client(t, s), p, fastOpts(t))
+	if err == nil || !strings.Contains(err.Error(), "create gallery image definition almalinux-9-gen2") || !strings.Contains(err.Error(), "InvalidParameter") {
+		t.Fatalf("got %v", err)
+	}
+	if s.VersionCreates.Load() != 0 {
+		t.Fatal("a version was created in a definition that failed")
+	}
+}
+
+func TestAFailedDeleteUnderForceReportsTheServiceErrorAndCreatesNothing(t *testing.T) {
+	s := armfake.New()
+	p, _ := Build(almaRequest("x86_64"))
+	if _, err := publish(t, client(t, s), p, fastOpts(t)); err != nil {
+		t.Fatal(err)
+	}
+	other := p
+	other.Versions = append([]Version(nil), p.Versions...)
+	other.Versions[0].Source.URI = "https://acct.blob.core.windows.net/disks/other.vhd"
+	s.FailDelete = "Conflict"
+	o := fastOpts(t)
+	o.Force = true
+	_, err := publish(t, client(t, s), other, o)
+	if err == nil || !strings.Contains(err.Error(), "delete image version 9.6.2025052201 of almalinux-9-gen2 to replace it") || !strings.Contains(err.Error(), "Conflict") {
+		t.Fatalf("got %v", err)
+	}
+	if s.VersionCreates.Load() != 1 {
+		t.Fatalf("%d creates: a version was created over one that could not be deleted", s.VersionCreates.Load())
+	}
+}
+
+func TestOptionDefaultsFillZeroAndNegativeValuesOnly(t *testing.T) {
+	for _, o := range []Options{{}, {Timeout: -1, PollFrequency: -1}} {
+		o.defaults()
+		if o.Timeout != 60*time.Minute || o.PollFrequency != 30*time.Second || o.ForceOption != "Options.Force" || o.Logf == nil {
+			t.Errorf("defaults: %+v", o)
+		}
+	}
+	o := Options{Timeout: time.Minute, PollFrequency: 2 * time.Second, ForceOption: "force = true"}
+	o.defaults()
+	if o.Timeout != time.Minute || o.PollFrequency != 2*time.Second || o.ForceOption != "force = true" {
+		t.Errorf("given values replaced: %+v", o)
+	}
+}
+
+func TestCreatedDefinitionsCarryDescriptionAndEULAOnlyWhenGiven(t *testing.T) {
+	d := Definition{Name: "d", HyperVGeneration: "V2", Architecture: "x64", Description: "AlmaLinux 9", EULA: "https://example.org/eula"}
+	b := definitionBody(testGallery, d)
+	if b.Properties.Description == nil || *b.Properties.Description != "AlmaLinux 9" || b.Properties.Eula == nil || *b.Properties.Eula != "https://example.org/eula" {
+		t.Fatalf("given: %+v", b.Properties)
+	}
+	d.Description, d.EULA = "", ""
+	if b := definitionBody(testGallery, d); b.Properties.Description != nil || b.Properties.Eula != nil {
+		t.Fatalf("not given: description %v eula %v", b.Properties.Description, b.Properties.Eula)
+	}
+}

@@ -29,6 +29,9 @@ type Store struct {
 	PendingPolls int
 	// FailVersion, if set, makes version creation end in this error code.
 	FailVersion string
+	// FailDefinition and FailDelete, if set, make definition creation and
+	// version deletion end in this error code (changing nothing).
+	FailDefinition, FailDelete string
 	// Counters of mutating calls reaching the service.
 	DefinitionCreates, VersionCreates, VersionDeletes atomic.Int64
 	transport                                         policy.Transporter
@@ -104,10 +107,14 @@ func (s *Store) imagesServer() fake.GalleryImagesServer {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.DefinitionCreates.Add(1)
+			resp.AddNonTerminalResponse(http.StatusCreated, nil)
+			if s.FailDefinition != "" {
+				resp.SetTerminalError(http.StatusBadRequest, s.FailDefinition)
+				return
+			}
 			img.Name = ptr(name)
 			img.ID = ptr("/subscriptions/sub/resourceGroups/" + rg + "/providers/Microsoft.Compute/galleries/" + gallery + "/images/" + name)
 			s.Definitions[name] = img
-			resp.AddNonTerminalResponse(http.StatusCreated, nil)
 			resp.SetTerminalResponse(http.StatusOK, armcompute.GalleryImagesClientCreateOrUpdateResponse{GalleryImage: img}, nil)
 			return
 		},
@@ -171,8 +178,12 @@ func (s *Store) versionsServer() fake.GalleryImageVersionsServer {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.VersionDeletes.Add(1)
-			delete(s.Versions, def+"/"+ver)
 			resp.AddNonTerminalResponse(http.StatusAccepted, nil)
+			if s.FailDelete != "" {
+				resp.SetTerminalError(http.StatusConflict, s.FailDelete)
+				return
+			}
+			delete(s.Versions, def+"/"+ver)
 			resp.SetTerminalResponse(http.StatusOK, armcompute.GalleryImageVersionsClientDeleteResponse{}, nil)
 			return
 		},
