@@ -62,15 +62,7 @@ func Expand(t *Tree, opts Options) ([]Variant, []Warning, error) {
 		return nil, nil, err
 	}
 	prealloc := min(total, 1<<16) // exclusions may drop most of a huge matrix
-	if total <= 1<<16 {
-		// One array for every combination: each image fills its own
-		// window and apply moves the kept ones down, so no variant is
-		// copied into a second array.
-		e.slab = make([]Variant, total)
-		e.out = e.slab[:0]
-	} else {
-		e.out = make([]Variant, 0, prealloc)
-	}
+	e.out = make([]Variant, 0, prealloc)
 	e.keys = make(map[string]keyOwner, prealloc)
 	if err := e.expandImages(); err != nil {
 		return nil, nil, err
@@ -96,7 +88,6 @@ type expander struct {
 	warned   map[string]bool
 	warnings []Warning
 	out      []Variant
-	slab     []Variant // backs out when the matrix is small enough, see Expand
 
 	// statistics for the "no variants" error
 	images, combos, excluded, onlyDropped, skipDropped int
@@ -260,15 +251,6 @@ func (e *expander) resolveVersion(name string) *versionPlan {
 }
 
 // checkSize returns the number of combinations before exclusions.
-// combinations is the size of img's cross product.
-func combinations(img *Image) int {
-	n := 1
-	for _, d := range img.Dimensions {
-		n *= len(d.Values)
-	}
-	return n
-}
-
 func (e *expander) checkSize() (int, error) {
 	total := 0
 	for _, img := range e.t.Images {
@@ -386,28 +368,12 @@ func (e *expander) expandImages() error {
 	images := e.t.Images
 	e.planVersions()
 	results := make([]imageResult, len(images))
-	var window []int // start of each image's window in e.slab
-	if e.slab != nil {
-		window = make([]int, len(images))
-		for i := 1; i < len(images); i++ {
-			window[i] = window[i-1] + combinations(images[i-1])
-		}
-	}
-	forEach(len(images), func(i int) {
-		var buf []Variant
-		if window != nil {
-			buf = e.slab[window[i]:window[i]]
-		}
-		results[i] = e.expandImage(images[i], buf)
-	})
+	forEach(len(images), func(i int) { results[i] = e.expandImage(images[i]) })
 	for i, img := range images {
 		if err := e.apply(img, &results[i]); err != nil {
 			return err
 		}
 		results[i] = imageResult{} // applied: free it
-	}
-	if e.slab != nil { // a matrix over 1<<16 combinations has no slab
-		clear(e.slab[len(e.out):]) // windows moved down or dropped
 	}
 	return nil
 }
@@ -461,10 +427,9 @@ func (e *expander) apply(img *Image, r *imageResult) error {
 	return nil
 }
 
-// expandImage works out the combinations of img, appending its variants to
-// buf (nil, or empty with room for them all). It reads e but does not
+// expandImage works out the combinations of img. It reads e but does not
 // change it.
-func (e *expander) expandImage(img *Image, buf []Variant) imageResult {
+func (e *expander) expandImage(img *Image) imageResult {
 	r := imageResult{onlySeen: make([]bool, len(e.only)), skipSeen: make([]bool, len(e.skip))}
 	if e.dropped(img) {
 		return r
@@ -499,11 +464,11 @@ func (e *expander) expandImage(img *Image, buf []Variant) imageResult {
 		return 0, false
 	}
 	run.excl, run.when = compileRules(img, slotOf, e.t.rules)
-	n := combinations(img) // bounded by checkSize
-	r.variants, r.keys = buf, make([]comboKey, 0, n)
-	if r.variants == nil {
-		r.variants = make([]Variant, 0, n)
+	n := 1
+	for _, d := range img.Dimensions {
+		n *= len(d.Values) // bounded by checkSize
 	}
+	r.variants, r.keys = make([]Variant, 0, n), make([]comboKey, 0, n)
 	vals := make([]string, numBuiltins+nUser)
 	idx := make([]int, nDims)
 	for combo := 0; ; combo++ {
