@@ -32,35 +32,20 @@ echo ` + benchMarker + `
 /bin/busybox poweroff -f
 `
 
-// benchGuest packs (once) an initramfs whose init prints the marker and
-// powers off, from the guest files scripts/qemu-guests.sh fetches.
+// benchGuest packs an initramfs whose init prints the marker and powers
+// off, from the guest files scripts/qemu-guests.sh fetches.
 func benchGuest(work string) (kernel, initrd string, err error) {
-	g := filepath.Join(".tools", "guests", "amd64")
-	kernel, bb := filepath.Join(g, "vmlinuz"), filepath.Join(g, "busybox")
-	for _, f := range []string{kernel, bb} {
-		if _, err := os.Stat(f); err != nil {
-			return "", "", fmt.Errorf("%w (run ./scripts/qemu-guests.sh)", err)
-		}
-	}
-	dir := filepath.Join(work, "qemu")
-	tree := filepath.Join(dir, "tree")
-	os.RemoveAll(tree)
-	if err := os.MkdirAll(filepath.Join(tree, "bin"), 0o755); err != nil {
+	dir, _ := filepath.Abs(filepath.Join(work, "qemu"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", err
 	}
-	if err := exec.Command("cp", bb, filepath.Join(tree, "bin", "busybox")).Run(); err != nil {
+	if initrd, err = qemutest.Pack(dir, qemu.ArchX86_64, benchInit, false); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(filepath.Join(tree, "init"), []byte(benchInit), 0o755); err != nil {
-		return "", "", err
+	kernel, _ = filepath.Abs(filepath.Join(".tools", "guests", "amd64", "vmlinuz"))
+	if _, err := os.Stat(kernel); err != nil {
+		return "", "", fmt.Errorf("%w (run ./scripts/qemu-guests.sh)", err)
 	}
-	initrd, _ = filepath.Abs(filepath.Join(dir, "initrd.cpio"))
-	cmd := exec.Command("sh", "-c", "find . | busybox cpio -o -H newc > "+initrd)
-	cmd.Dir = tree
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("packing the initramfs (needs busybox): %v: %s", err, out)
-	}
-	kernel, _ = filepath.Abs(kernel)
 	return kernel, initrd, nil
 }
 
@@ -148,7 +133,7 @@ func benchQEMU(cfg config) (string, error) {
 	return b.String(), nil
 }
 
-// The boot-to-SSH rows: the SSH guest (qemutest.PackSSH: dropbear, root's
+// The boot-to-SSH rows: the SSH guest (qemutest.Pack with SSHInit: dropbear, root's
 // key from the SMBIOS credential), booted until a session runs `true`.
 // Both contenders are children of this binary using the same SSH poller;
 // one starts QEMU with a plain exec of the argv, the other with qemu.Start
@@ -248,7 +233,7 @@ func benchSSH(cfg config, b *strings.Builder) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	initrd, err := qemutest.PackSSH(dir)
+	initrd, err := qemutest.Pack(dir, qemu.ArchX86_64, qemutest.SSHInit, true)
 	if err != nil {
 		return err
 	}

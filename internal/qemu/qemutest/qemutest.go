@@ -123,29 +123,8 @@ func New(t testing.TB, arch string) Guest {
 		}
 		t.Skip(msg)
 	}
-	busybox, err := os.ReadFile(bb)
+	initrd, err := Pack(t.TempDir(), arch, Init, false)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w := cpioWriter{w: &buf}
-	w.dir("bin")
-	w.file("bin/busybox", 0o755, busybox)
-	w.file("bin/sh", 0o755, busybox)
-	w.file("init", 0o755, []byte(Init))
-	if arch == "x86_64" { // the ACPI power button reaches acpid through these
-		w.dir("lib")
-		for _, m := range []string{"evdev.ko", "button.ko"} {
-			data, err := os.ReadFile(filepath.Join(dir, m))
-			if err != nil {
-				t.Fatalf("%v: run ./scripts/qemu-guests.sh", err)
-			}
-			w.file("lib/"+m, 0o644, data)
-		}
-	}
-	w.trailer()
-	initrd := filepath.Join(t.TempDir(), "initrd.cpio")
-	if err := os.WriteFile(initrd, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	console := "ttyS0"
@@ -163,7 +142,7 @@ func New(t testing.TB, arch string) Guest {
 func NewSSH(t testing.TB) Guest {
 	t.Helper()
 	g := New(t, "x86_64")
-	initrd, err := PackSSH(t.TempDir())
+	initrd, err := Pack(t.TempDir(), "x86_64", SSHInit, true)
 	if errors.Is(err, errNoSSHGuest) {
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatal(err.Error() + " (" + RequireEnv + "=1 forbids skipping)")
@@ -179,49 +158,58 @@ func NewSSH(t testing.TB) Guest {
 
 var errNoSSHGuest = errors.New("SSH test guest missing: run ./scripts/qemu-guests.sh (make tools runs it)")
 
-// PackSSH writes the SSH guest's initramfs (see NewSSH) into dir and
-// returns its path; the kernel is .tools/guests/amd64/vmlinuz.
-func PackSSH(dir string) (string, error) {
-	guests := filepath.Join(ModuleRoot(), ".tools", "guests", "amd64")
-	ssh := filepath.Join(guests, "ssh")
-	if _, err := os.Stat(filepath.Join(ssh, ".complete")); err != nil {
-		return "", fmt.Errorf("%w (%s)", errNoSSHGuest, ssh)
+// Pack writes an initramfs for arch into dir and returns its path: busybox
+// (also as /bin/sh), init as /init, on x86_64 the ACPI button modules acpid
+// needs in /lib and, with ssh, the SSH guest's files (see NewSSH). The
+// kernel to boot it with is .tools/guests/<deb arch>/vmlinuz.
+func Pack(dir, arch, init string, ssh bool) (string, error) {
+	deb := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[arch]
+	guests := filepath.Join(ModuleRoot(), ".tools", "guests", deb)
+	sshDir := filepath.Join(guests, "ssh")
+	if _, err := os.Stat(filepath.Join(sshDir, ".complete")); ssh && (arch != "x86_64" || err != nil) {
+		return "", fmt.Errorf("%w (%s)", errNoSSHGuest, sshDir)
 	}
 	var buf bytes.Buffer
 	w := cpioWriter{w: &buf}
 	w.dir("bin")
 	w.dir("lib")
-	w.file("init", 0o755, []byte(SSHInit))
-	for _, f := range [][2]string{{"busybox", "bin/busybox"}, {"evdev.ko", "lib/evdev.ko"}, {"button.ko", "lib/button.ko"}} {
+	w.file("init", 0o755, []byte(init))
+	files := [][2]string{{"busybox", "bin/busybox"}, {"busybox", "bin/sh"}}
+	if arch == "x86_64" { // the ACPI power button reaches acpid through these
+		files = append(files, [2]string{"evdev.ko", "lib/evdev.ko"}, [2]string{"button.ko", "lib/button.ko"})
+	}
+	for _, f := range files {
 		data, err := os.ReadFile(filepath.Join(guests, f[0]))
 		if err != nil {
 			return "", fmt.Errorf("%w: run ./scripts/qemu-guests.sh", err)
 		}
 		w.file(f[1], 0o755, data)
 	}
-	err := filepath.WalkDir(ssh, func(p string, d os.DirEntry, err error) error {
-		if err != nil || p == ssh || d.Name() == ".complete" {
-			return err
-		}
-		rel, _ := filepath.Rel(ssh, p)
-		if d.IsDir() {
-			if rel != "bin" && rel != "lib" {
-				w.dir(rel)
+	if ssh {
+		err := filepath.WalkDir(sshDir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || p == sshDir || d.Name() == ".complete" {
+				return err
 			}
+			rel, _ := filepath.Rel(sshDir, p)
+			if d.IsDir() {
+				if rel != "bin" && rel != "lib" {
+					w.dir(rel)
+				}
+				return nil
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			w.file(rel, 0o755, data)
 			return nil
-		}
-		data, err := os.ReadFile(p)
+		})
 		if err != nil {
-			return err
+			return "", err
 		}
-		w.file(rel, 0o755, data)
-		return nil
-	})
-	if err != nil {
-		return "", err
 	}
 	w.trailer()
-	initrd := filepath.Join(dir, "initrd-ssh.cpio")
+	initrd := filepath.Join(dir, "initrd.cpio")
 	return initrd, os.WriteFile(initrd, buf.Bytes(), 0o644)
 }
 
