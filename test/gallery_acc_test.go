@@ -92,15 +92,8 @@ func fakeAzureCLI(t *testing.T, dir string) []string {
 }
 
 func TestPackerBuildPublishesADiskIntoAGalleryAsGen1AndGen2(t *testing.T) {
-	env := acc.Setup(t)
-	az := testsvc.StartAzurite(t)
-	store := armfake.New()
-	srv := armfake.NewServer(store)
-	defer srv.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "arm.pem")
-	os.WriteFile(ca, srv.CertPEM(), 0o644)
-	extra := append(fakeAzureCLI(t, dir), "SSL_CERT_FILE="+ca)
+	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
+	srv, dir, extra := startARMFake(t, store)
 	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 40<<20+1234, map[int64][]byte{
 		0:        bytes.Repeat([]byte{0xEB}, 512),
 		20 << 20: bytes.Repeat([]byte("data"), 1<<18),
@@ -151,18 +144,11 @@ func TestPackerBuildPublishesADiskIntoAGalleryAsGen1AndGen2(t *testing.T) {
 }
 
 func TestPackerBuildStopsOnAGalleryDefinitionMismatchBeforeUploading(t *testing.T) {
-	env := acc.Setup(t)
-	az := testsvc.StartAzurite(t)
-	store := armfake.New()
+	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
 	store.PutDefinition("almalinux-9-gen1", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
 		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
 		HyperVGeneration: ptr(armcompute.HyperVGenerationV2)}})
-	srv := armfake.NewServer(store)
-	defer srv.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "arm.pem")
-	os.WriteFile(ca, srv.CertPEM(), 0o644)
-	extra := append(fakeAzureCLI(t, dir), "SSL_CERT_FILE="+ca)
+	srv, dir, extra := startARMFake(t, store)
 	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 8<<20, map[int64][]byte{0: []byte("boot")})
 	out := filepath.Join(dir, "out")
 	os.Mkdir(out, 0o755)
@@ -174,6 +160,21 @@ func TestPackerBuildStopsOnAGalleryDefinitionMismatchBeforeUploading(t *testing.
 	if countBlobs(t, az) != 0 || store.VersionCreates.Load() != 0 {
 		t.Fatal("something was uploaded or created before the mismatch stopped the build")
 	}
+}
+
+// startARMFake serves store as Azure Resource Manager on loopback TLS and
+// returns the server, a temporary directory and the environment packer
+// needs: a fake az on PATH and the server's CA in SSL_CERT_FILE.
+func startARMFake(t *testing.T, store *armfake.Store) (*armfake.Server, string, []string) {
+	t.Helper()
+	srv := armfake.NewServer(store)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "arm.pem")
+	if err := os.WriteFile(ca, srv.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv, dir, append(fakeAzureCLI(t, dir), "SSL_CERT_FILE="+ca)
 }
 
 func countBlobs(t *testing.T, az *testsvc.Azurite) int {
@@ -220,15 +221,8 @@ func TestPackerBuildWithTwoGalleryTargetsPublishesOnlyToTheOneNamed(t *testing.T
 	if !strings.Contains(twoTargetsTemplate, "acg-test") || !strings.Contains(twoTargetsTemplate, "var.target") {
 		t.Fatal("the template was not rewritten: galleryTemplate changed")
 	}
-	env := acc.Setup(t)
-	az := testsvc.StartAzurite(t)
-	store := armfake.New()
-	srv := armfake.NewServer(store)
-	defer srv.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "arm.pem")
-	os.WriteFile(ca, srv.CertPEM(), 0o644)
-	extra := append(fakeAzureCLI(t, dir), "SSL_CERT_FILE="+ca)
+	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
+	srv, dir, extra := startARMFake(t, store)
 	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 8<<20, map[int64][]byte{0: []byte("boot")})
 	out := filepath.Join(dir, "out")
 	os.Mkdir(out, 0o755)

@@ -183,12 +183,7 @@ func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
 	if r.Err == nil {
 		t.Fatalf("SSH cannot answer, yet the build passed:\n%s", o)
 	}
-	m := regexp.MustCompile(`Guest port 22 is forwarded from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(o)
-	if m == nil {
-		t.Fatalf("the forwarded port is not shown:\n%s", o)
-	}
-	port, _ := strconv.Atoi(m[1])
-	if port < 2222 || port > 4444 {
+	if port := failedBuildLeftNothing(t, out, o); port < 2222 || port > 4444 {
 		t.Errorf("port %d is outside Packer's range 2222-4444", port)
 	}
 	if !strings.Contains(o, "Timeout waiting for SSH") || !strings.Contains(o, "last 40 lines of the serial console") || !strings.Contains(o, qemutest.Marker+"x86_64") {
@@ -197,10 +192,20 @@ func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
 	if strings.Contains(o, "never runs") {
 		t.Error("the provisioner ran")
 	}
+}
+
+// failedBuildLeftNothing checks what a failed qemu build must leave: no
+// QEMU, the forwarded port (read from the output o) free to lock again, no
+// output directory. It returns the port.
+func failedBuildLeftNothing(t *testing.T, out, o string) int {
+	t.Helper()
 	if b, _ := exec.Command("pgrep", "-f", "serial0,path="+out).Output(); len(b) != 0 {
 		t.Errorf("QEMU still running: pids %s", b)
 	}
-	// The lock is released: the same port can be locked again.
+	m := regexp.MustCompile(`Guest port 22 is forwarded from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(o)
+	if m == nil {
+		t.Fatalf("the forwarded port is not shown:\n%s", o)
+	}
 	if c, err := net.Listen("tcp", "127.0.0.1:"+m[1]); err != nil {
 		t.Errorf("port %s still taken: %v", m[1], err)
 	} else {
@@ -209,6 +214,8 @@ func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a failed build leaves its output directory: %v", err)
 	}
+	port, _ := strconv.Atoi(m[1])
+	return port
 }
 
 // The whole path a user takes to customise an image, through
@@ -275,25 +282,6 @@ func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T
 		return []string{"build", "-var", "src=" + d.Path, "-var", "out=" + out, "-var", "kernel=" + g.Kernel,
 			"-var", "initrd=" + g.Initrd, "-var", "append=" + g.Append("ssh"), "-var", "inline=" + inline, "."}
 	}
-	nothingLeft := func(t *testing.T, out, o string) {
-		t.Helper()
-		if b, _ := exec.Command("pgrep", "-f", "serial0,path="+out).Output(); len(b) != 0 {
-			t.Errorf("QEMU still running: pids %s", b)
-		}
-		m := regexp.MustCompile(`Guest port 22 is forwarded from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(o)
-		if m == nil {
-			t.Fatalf("the forwarded port is not shown:\n%s", o)
-		}
-		if c, err := net.Listen("tcp", "127.0.0.1:"+m[1]); err != nil {
-			t.Errorf("port %s still taken: %v", m[1], err)
-		} else {
-			c.Close()
-		}
-		if _, err := os.Stat(out); !os.IsNotExist(err) {
-			t.Errorf("the failed build leaves its output directory: %v", err)
-		}
-	}
-
 	t.Run("provisioner fails", func(t *testing.T) {
 		out := filepath.Join(dir, "fail")
 		r := env.Run(t, dir, nil, args(out, `["echo before-the-failure", "exit 7"]`)...)
@@ -301,7 +289,7 @@ func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T
 		if r.Err == nil || !strings.Contains(o, "before-the-failure") || !strings.Contains(o, "exit status: 7") {
 			t.Fatalf("want the provisioner's failure (exit status 7) to fail the build (err %v):\n%s", r.Err, o)
 		}
-		nothingLeft(t, out, o)
+		failedBuildLeftNothing(t, out, o)
 	})
 
 	t.Run("Ctrl-C while a provisioner runs", func(t *testing.T) {
@@ -309,6 +297,6 @@ func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T
 		p := env.Start(t, dir, nil, args(out, `["echo provisioning-started", "sleep 600"]`)...)
 		p.WaitUntil(t, "the provisioner ran", 5*time.Minute, func() bool { return strings.Contains(p.Output(), "provisioning-started") })
 		p.Interrupt(t, 2*time.Minute)
-		nothingLeft(t, out, p.Output())
+		failedBuildLeftNothing(t, out, p.Output())
 	})
 }
