@@ -8,8 +8,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,18 +148,7 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 				return nil, credErr(fmt.Errorf("read gallery %s: %w", dest.Gallery.ID(), err))
 			}
 		}
-		acct := c.StorageAccountID
-		if acct == "" {
-			name := c.StorageAccount
-			if name == "" {
-				name = accountFromEndpoint(blobURL)
-			}
-			rg := c.StorageResourceGroup
-			if rg == "" {
-				rg = dest.Gallery.ResourceGroup
-			}
-			acct = fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/storageAccounts/%s", dest.Gallery.SubscriptionID, rg, name)
-		}
+		acct := gallery.StorageAccountID(c.StorageAccountID, c.StorageAccount, c.StorageResourceGroup, blobURL, dest.Gallery)
 		source := gallery.Source{StorageAccountID: acct, URI: blobURL}
 		version := c.Destination.ImageVersion
 		if version == "" {
@@ -297,22 +284,6 @@ func defaultBlobName(v *variant.Variant, path string) string {
 		mod = st.ModTime()
 	}
 	return gallery.DefaultBlobName(v.Key, path, mod)
-}
-
-// accountFromEndpoint takes the storage account from a blob endpoint or
-// blob URL: https://ACCT.blob.core.windows.net/... or, path style as
-// Azurite serves it, http://127.0.0.1:10000/ACCT/...
-func accountFromEndpoint(ep string) string {
-	u, err := url.Parse(ep)
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	host := u.Hostname()
-	if net.ParseIP(host) != nil || host == "localhost" {
-		seg := strings.Split(strings.Trim(u.Path, "/"), "/")
-		return seg[0]
-	}
-	return strings.SplitN(host, ".", 2)[0]
 }
 
 func (p *PostProcessor) artifactOut(a *artifact.Artifact, in artifact.File, up pageblob.Result, res gallery.Result, d *gallery.Destination) *Artifact {

@@ -194,15 +194,6 @@ func TestConfigTargetNamesTheGalleryTarget(t *testing.T) {
 	}
 }
 
-func TestAccountFromEndpoint(t *testing.T) {
-	for ep, want := range map[string]string{"https://acct.blob.core.windows.net": "acct", "http://127.0.0.1:10000/devstoreaccount1": "devstoreaccount1",
-		"https://acct.blob.core.windows.net/c/b.vhd": "acct", "http://127.0.0.1:1/dev1/c/b.vhd": "dev1", "": "", "http://localhost:2/a/b": "a"} {
-		if got := accountFromEndpoint(ep); got != want {
-			t.Errorf("%s: %s", ep, got)
-		}
-	}
-}
-
 func ptr[T any](v T) *T { return &v }
 
 func newContainerPager(t *testing.T, az *testsvc.Azurite) int {

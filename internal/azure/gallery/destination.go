@@ -9,6 +9,8 @@ package gallery
 import (
 	"cmp"
 	"fmt"
+	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -139,4 +141,33 @@ func DefaultBlobName(key, diskPath string, modified time.Time) string {
 		base = strings.TrimSuffix(filepath.Base(diskPath), filepath.Ext(diskPath))
 	}
 	return base + "-" + stamp + ".vhd"
+}
+
+// StorageAccountID is the resource id of the storage account that holds
+// the blob, the version's source: explicitID when given, else built from
+// the account name (account, or the one in blobURL) in resourceGroup (or
+// the gallery's) of the gallery's subscription.
+func StorageAccountID(explicitID, account, resourceGroup, blobURL string, g Gallery) string {
+	if explicitID != "" {
+		return explicitID
+	}
+	account = cmp.Or(account, AccountFromBlobURL(blobURL))
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/storageAccounts/%s",
+		g.SubscriptionID, cmp.Or(resourceGroup, g.ResourceGroup), account)
+}
+
+// AccountFromBlobURL takes the storage account from a blob endpoint or
+// blob URL: https://ACCT.blob.core.windows.net/... or, path style as
+// Azurite serves it, http://127.0.0.1:10000/ACCT/...
+func AccountFromBlobURL(ep string) string {
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Hostname()
+	if net.ParseIP(host) != nil || host == "localhost" {
+		seg := strings.Split(strings.Trim(u.Path, "/"), "/")
+		return seg[0]
+	}
+	return strings.SplitN(host, ".", 2)[0]
 }

@@ -1,6 +1,7 @@
 package gallery
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -155,6 +156,30 @@ func TestDefaultBlobNameIsTheVariantKeyAndTheDiskTimeInUTC(t *testing.T) {
 	} {
 		if got := DefaultBlobName(c.key, c.path, c.mod); got != c.want {
 			t.Errorf("DefaultBlobName(%q, %q, %v) = %q, want %q", c.key, c.path, c.mod, got, c.want)
+		}
+	}
+}
+
+func TestAccountFromBlobURL(t *testing.T) {
+	for ep, want := range map[string]string{"https://acct.blob.core.windows.net": "acct", "http://127.0.0.1:10000/devstoreaccount1": "devstoreaccount1",
+		"https://acct.blob.core.windows.net/c/b.vhd": "acct", "http://127.0.0.1:1/dev1/c/b.vhd": "dev1", "": "", "http://localhost:2/a/b": "a"} {
+		if got := AccountFromBlobURL(ep); got != want {
+			t.Errorf("%s: %s", ep, got)
+		}
+	}
+}
+
+func TestStorageAccountIDIsTheGivenOneOrBuiltFromTheAccountInTheGallerysSubscription(t *testing.T) {
+	g := Gallery{SubscriptionID: "sub1", ResourceGroup: "rg1", Name: "gal1"}
+	const acct = "/subscriptions/sub1/resourceGroups/%s/providers/Microsoft.Storage/storageAccounts/%s"
+	for _, c := range []struct{ id, account, rg, url, want string }{
+		{"/given/id", "a", "r", "https://x.blob.core.windows.net/c/b.vhd", "/given/id"},
+		{"", "a", "", "https://x.blob.core.windows.net/c/b.vhd", fmt.Sprintf(acct, "rg1", "a")},
+		{"", "", "", "https://x.blob.core.windows.net/c/b.vhd", fmt.Sprintf(acct, "rg1", "x")},
+		{"", "", "st-rg", "http://127.0.0.1:10000/devstoreaccount1/c/b.vhd", fmt.Sprintf(acct, "st-rg", "devstoreaccount1")},
+	} {
+		if got := StorageAccountID(c.id, c.account, c.rg, c.url, g); got != c.want {
+			t.Errorf("StorageAccountID(%q, %q, %q, %q) = %s, want %s", c.id, c.account, c.rg, c.url, got, c.want)
 		}
 	}
 }
