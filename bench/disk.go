@@ -193,7 +193,7 @@ func benchDiskOverhead(cfg config, dir string) (string, error) {
 			os.Setenv(k, v)
 		}
 		syncNow()
-		return runOnce([]string{cfg.self, "child", "disk-build", string(js), timing})
+		return runOnce([]string{cfg.self, "child", "disk-build", string(js), timing}, true)
 	}
 
 	// The real build, once.

@@ -287,7 +287,7 @@ func runSeq(args []string) error {
 		if len(argv) == 0 {
 			continue
 		}
-		s, err := runOnce(argv)
+		s, err := runOnce(argv, true)
 		if err != nil {
 			return err
 		}
