@@ -72,7 +72,137 @@ build {
 }
 `
 
+// TestPackerBuildsARealKiwiDisk runs Debian's kiwi-ng through the packer
+// binary on internal/kiwi/testdata/bookworm (3 to 6 minutes here), then reads the disk's partition table and /etc/os-release
+// from its root filesystem, and checks the kernel, initramfs and rootfs
+// extracted from it (the only real KIWI build in make test; internal/kiwi
+// cancels one).
+// It needs root, loop devices, kiwi and this machine's Debian mirror; `make
+// test` runs it. OSIMAGE_SKIP_KIWI_BUILD=1 skips it (and fails it under
+// OSIMAGE_REQUIRE_TOOLS=1, as a missing tool or privilege does).
+func TestPackerBuildsARealKiwiDisk(t *testing.T) {
+	testutil.Need(t, !testing.Short(), "real KIWI build skipped in -short mode (it takes minutes)", "run the tests without -short")
+	testutil.Need(t, os.Getenv("OSIMAGE_SKIP_KIWI_BUILD") != "1", "real KIWI build skipped: OSIMAGE_SKIP_KIWI_BUILD=1", "unset OSIMAGE_SKIP_KIWI_BUILD")
+	testutil.NeedLoop(t)
+	testutil.NeedTool(t, "kiwi-ng", kiwi.DebianPackages)
+	mirror, err := debmirror.URL()
+	testutil.Need(t, err == nil, fmt.Sprintf("real KIWI build: %v", err), "run on Debian with an apt deb source (KIWI fetches the packages from it)")
+	env := acc.Setup(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	desc := filepath.Join(env.Root, "internal", "kiwi", "testdata", "bookworm", "config.xml")
+	acc.WriteTemplate(t, dir, "kiwi.pkr.hcl", acc.RequiredPlugins+`
+source "osimage-disk" "bookworm" {
+  key              = "bookworm-x86_64-virtualization"
+  hyperv_generation = "V1"
+  output_directory = "`+out+`"
+  boot_files       = "always"
+  kiwi {
+    description = "`+desc+`"
+    # Its own shared cache, so that this build runs side by side with the
+    # other KIWI runs of make test instead of taking turns on the runner's
+    # lock of /var/cache/kiwi (a warm cache saves little here: debootstrap
+    # does not use it, and the mirror is fast).
+    extra_global_args = ["--shared-cache-dir=`+filepath.Join(dir, "kiwi-cache")+`"]
+    set_repository {
+      source = "`+mirror+`"
+    }
+  }
+}
+build {
+  sources = ["source.osimage-disk.bookworm"]
+}
+`)
+	// Minutes of KIWI: the build starts now, before t.Parallel, so that it
+	// runs from the start of the package's tests whatever order go test
+	// gives the parallel tests; the checks below wait for it.
+	t0 := time.Now()
+	build := env.Start(t, dir, nil, "build", ".")
+	t.Parallel()
+	output, err := build.Wait()
+	if err != nil {
+		t.Fatalf("packer build with KIWI failed after %v: %v\n%s", time.Since(t0).Round(time.Second), err, output)
+	}
+	if m := regexp.MustCompile(`Build took [^\n]*`).FindString(output); m != "" {
+		t.Log(m)
+	}
+	files := artifactFiles(output)
+	disk := filepath.Join(out, "bookworm-x86_64-virtualization.raw")
+	if files["disk"][0] != disk || files["packages"][0] == "" || files["log"][0] != filepath.Join(out, "kiwi.log") {
+		t.Fatalf("artifact files %v\n%s", files, output)
+	}
+	if files["disk"][1] != fileSHA256(t, disk) {
+		t.Errorf("disk sha256 in the artifact %s differs from the file's", files["disk"][1])
+	}
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 6 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("output directory holds %v, want the disk, the package list, kiwi.log, kernel, initrd and rootfs (KIWI's target removed)", names)
+	}
+	// Kernel, initramfs and rootfs extracted from the real disk.
+	kernel, err := os.ReadFile(files["kernel"][0])
+	if err != nil || len(kernel) < 0x206 || string(kernel[0x202:0x206]) != "HdrS" {
+		t.Errorf("kernel %s lacks the x86 boot protocol magic HdrS at 0x202 (%v)", files["kernel"][0], err)
+	}
+	initrd, err := os.ReadFile(files["initrd"][0])
+	if err != nil || !(len(initrd) > 6 && (string(initrd[:6]) == "070701" || initrd[0] == 0x1f && initrd[1] == 0x8b)) {
+		t.Errorf("initramfs %s is not a cpio (early microcode) or gzip (%v)", files["initrd"][0], err)
+	}
+	if rel, err := (bootfiles.ExtFS{Image: files["rootfs"][0]}).ReadFile(context.Background(), "/etc/os-release"); err != nil ||
+		!strings.Contains(string(rel), "VERSION_CODENAME=bookworm") {
+		t.Errorf("/etc/os-release of the extracted rootfs: %q, %v", rel, err)
+	}
+	for _, role := range []string{"kernel", "initrd", "rootfs"} {
+		if files[role][1] != fileSHA256(t, files[role][0]) {
+			t.Errorf("%s sha256 in the artifact differs from the file's", role)
+		}
+	}
+	pk, _ := os.ReadFile(files["packages"][0])
+	if !strings.Contains(string(pk), "linux-image-") {
+		t.Errorf("package list does not list a kernel")
+	}
+
+	// The partition table KIWI's BIOS oem layout has: one Linux partition
+	// from sector 2048 (see internal/kiwi's real build test).
+	tab, err := partition.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.Scheme != partition.MBR || len(tab.Partitions) != 1 || tab.Partitions[0].Start != 2048*512 || tab.Partitions[0].MBRType != 0x83 {
+		t.Fatalf("partition table %s %v", tab.Scheme, tab.Partitions)
+	}
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	root, err := tab.FindRoot(f, "x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.Filesystem.Type != "ext4" {
+		t.Errorf("root filesystem %q, want ext4", root.Filesystem.Type)
+	}
+	osRelease, err := bootfiles.ExtFS{Image: disk, Offset: root.Partition.Start}.ReadFile(context.Background(), "/etc/os-release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(osRelease), "VERSION_CODENAME=bookworm") {
+		t.Errorf("/etc/os-release of the built disk:\n%s", osRelease)
+	}
+	// The description's config.sh ran: the image does not carry the build
+	// host's name, which debootstrap copies into /etc/hostname.
+	hn, err := bootfiles.ExtFS{Image: disk, Offset: root.Partition.Start}.ReadFile(context.Background(), "/etc/hostname")
+	if err != nil || strings.TrimSpace(string(hn)) != "localhost" {
+		t.Errorf("/etc/hostname of the built disk: %q, %v; want localhost (config.sh)", hn, err)
+	}
+}
+
 func TestPackerBuildsADiskFromASourceImageWithBootFiles(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "debugfs", "e2fsprogs")
 	dir := t.TempDir()
@@ -148,6 +278,7 @@ func TestPackerBuildsADiskFromASourceImageWithBootFiles(t *testing.T) {
 }
 
 func TestPackerValidateRejectsBadDiskConfigs(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.raw")
@@ -201,6 +332,7 @@ build {
 }
 
 func TestDiskExamplesValidateAndTheSourceImageExampleBuilds(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "debugfs", "e2fsprogs")
 	dir := t.TempDir()
@@ -218,136 +350,12 @@ func TestDiskExamplesValidateAndTheSourceImageExampleBuilds(t *testing.T) {
 	}
 }
 
-// TestPackerBuildsARealKiwiDisk runs Debian's kiwi-ng through the packer
-// binary on internal/kiwi/testdata/bookworm (3 to 6 minutes here), then reads the disk's partition table and /etc/os-release
-// from its root filesystem, and checks the kernel, initramfs and rootfs
-// extracted from it (the only real KIWI build in make test; internal/kiwi
-// cancels one).
-// It needs root, loop devices, kiwi and this machine's Debian mirror; `make
-// test` runs it. OSIMAGE_SKIP_KIWI_BUILD=1 skips it (and fails it under
-// OSIMAGE_REQUIRE_TOOLS=1, as a missing tool or privilege does).
-func TestPackerBuildsARealKiwiDisk(t *testing.T) {
-	testutil.Need(t, !testing.Short(), "real KIWI build skipped in -short mode (it takes minutes)", "run the tests without -short")
-	testutil.Need(t, os.Getenv("OSIMAGE_SKIP_KIWI_BUILD") != "1", "real KIWI build skipped: OSIMAGE_SKIP_KIWI_BUILD=1", "unset OSIMAGE_SKIP_KIWI_BUILD")
-	testutil.NeedLoop(t)
-	testutil.NeedTool(t, "kiwi-ng", kiwi.DebianPackages)
-	mirror, err := debmirror.URL()
-	testutil.Need(t, err == nil, fmt.Sprintf("real KIWI build: %v", err), "run on Debian with an apt deb source (KIWI fetches the packages from it)")
-	t.Parallel() // minutes of KIWI; the other acceptance tests run meanwhile
-	env := acc.Setup(t)
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	desc := filepath.Join(env.Root, "internal", "kiwi", "testdata", "bookworm", "config.xml")
-	acc.WriteTemplate(t, dir, "kiwi.pkr.hcl", acc.RequiredPlugins+`
-source "osimage-disk" "bookworm" {
-  key              = "bookworm-x86_64-virtualization"
-  hyperv_generation = "V1"
-  output_directory = "`+out+`"
-  boot_files       = "always"
-  kiwi {
-    description = "`+desc+`"
-    # Its own shared cache, so that this build runs side by side with the
-    # other KIWI runs of make test instead of taking turns on the runner's
-    # lock of /var/cache/kiwi (a warm cache saves little here: debootstrap
-    # does not use it, and the mirror is fast).
-    extra_global_args = ["--shared-cache-dir=`+filepath.Join(dir, "kiwi-cache")+`"]
-    set_repository {
-      source = "`+mirror+`"
-    }
-  }
-}
-build {
-  sources = ["source.osimage-disk.bookworm"]
-}
-`)
-	t0 := time.Now()
-	r := env.Run(t, dir, nil, "build", ".")
-	if r.Err != nil {
-		t.Fatalf("packer build with KIWI failed after %v: %v\n%s", time.Since(t0).Round(time.Second), r.Err, r.Output())
-	}
-	if m := regexp.MustCompile(`Build took [^\n]*`).FindString(r.Output()); m != "" {
-		t.Log(m)
-	}
-	files := artifactFiles(r.Output())
-	disk := filepath.Join(out, "bookworm-x86_64-virtualization.raw")
-	if files["disk"][0] != disk || files["packages"][0] == "" || files["log"][0] != filepath.Join(out, "kiwi.log") {
-		t.Fatalf("artifact files %v\n%s", files, r.Output())
-	}
-	if files["disk"][1] != fileSHA256(t, disk) {
-		t.Errorf("disk sha256 in the artifact %s differs from the file's", files["disk"][1])
-	}
-	entries, _ := os.ReadDir(out)
-	if len(entries) != 6 {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		t.Errorf("output directory holds %v, want the disk, the package list, kiwi.log, kernel, initrd and rootfs (KIWI's target removed)", names)
-	}
-	// Kernel, initramfs and rootfs extracted from the real disk.
-	kernel, err := os.ReadFile(files["kernel"][0])
-	if err != nil || len(kernel) < 0x206 || string(kernel[0x202:0x206]) != "HdrS" {
-		t.Errorf("kernel %s lacks the x86 boot protocol magic HdrS at 0x202 (%v)", files["kernel"][0], err)
-	}
-	initrd, err := os.ReadFile(files["initrd"][0])
-	if err != nil || !(len(initrd) > 6 && (string(initrd[:6]) == "070701" || initrd[0] == 0x1f && initrd[1] == 0x8b)) {
-		t.Errorf("initramfs %s is not a cpio (early microcode) or gzip (%v)", files["initrd"][0], err)
-	}
-	if rel, err := (bootfiles.ExtFS{Image: files["rootfs"][0]}).ReadFile(context.Background(), "/etc/os-release"); err != nil ||
-		!strings.Contains(string(rel), "VERSION_CODENAME=bookworm") {
-		t.Errorf("/etc/os-release of the extracted rootfs: %q, %v", rel, err)
-	}
-	for _, role := range []string{"kernel", "initrd", "rootfs"} {
-		if files[role][1] != fileSHA256(t, files[role][0]) {
-			t.Errorf("%s sha256 in the artifact differs from the file's", role)
-		}
-	}
-	pk, _ := os.ReadFile(files["packages"][0])
-	if !strings.Contains(string(pk), "linux-image-") {
-		t.Errorf("package list does not list a kernel")
-	}
-
-	// The partition table KIWI's BIOS oem layout has: one Linux partition
-	// from sector 2048 (see internal/kiwi's real build test).
-	tab, err := partition.ReadFile(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tab.Scheme != partition.MBR || len(tab.Partitions) != 1 || tab.Partitions[0].Start != 2048*512 || tab.Partitions[0].MBRType != 0x83 {
-		t.Fatalf("partition table %s %v", tab.Scheme, tab.Partitions)
-	}
-	f, err := os.Open(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	root, err := tab.FindRoot(f, "x86_64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if root.Filesystem.Type != "ext4" {
-		t.Errorf("root filesystem %q, want ext4", root.Filesystem.Type)
-	}
-	osRelease, err := bootfiles.ExtFS{Image: disk, Offset: root.Partition.Start}.ReadFile(context.Background(), "/etc/os-release")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(osRelease), "VERSION_CODENAME=bookworm") {
-		t.Errorf("/etc/os-release of the built disk:\n%s", osRelease)
-	}
-	// The description's config.sh ran: the image does not carry the build
-	// host's name, which debootstrap copies into /etc/hostname.
-	hn, err := bootfiles.ExtFS{Image: disk, Offset: root.Partition.Start}.ReadFile(context.Background(), "/etc/hostname")
-	if err != nil || strings.TrimSpace(string(hn)) != "localhost" {
-		t.Errorf("/etc/hostname of the built disk: %q, %v; want localhost (config.sh)", hn, err)
-	}
-}
-
 // TestCtrlCDuringAKiwiBuildStopsKiwiAndRemovesTheOutput interrupts packer
 // the way Ctrl-C does (SIGINT to its process group: packer and the plugin,
 // which leaves it to packer to cancel the build) while a fake kiwi-ng and
 // its child run, and checks that both are gone and nothing is left.
 func TestCtrlCDuringAKiwiBuildStopsKiwiAndRemovesTheOutput(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	// The builder checks for root and loop devices before it starts kiwi-ng.
 	testutil.NeedLoop(t)

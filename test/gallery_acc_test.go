@@ -92,6 +92,7 @@ func fakeAzureCLI(t *testing.T, dir string) []string {
 }
 
 func TestPackerBuildPublishesADiskIntoAGalleryAsGen1AndGen2(t *testing.T) {
+	t.Parallel()
 	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
 	srv, dir, extra := startARMFake(t, store)
 	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 40<<20+1234, map[int64][]byte{
@@ -144,6 +145,7 @@ func TestPackerBuildPublishesADiskIntoAGalleryAsGen1AndGen2(t *testing.T) {
 }
 
 func TestPackerBuildStopsOnAGalleryDefinitionMismatchBeforeUploading(t *testing.T) {
+	t.Parallel()
 	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
 	store.PutDefinition("almalinux-9-gen1", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
 		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
@@ -218,6 +220,7 @@ variable "target" {
 ).Replace(galleryTemplate)
 
 func TestPackerBuildWithTwoGalleryTargetsPublishesOnlyToTheOneNamed(t *testing.T) {
+	t.Parallel()
 	if !strings.Contains(twoTargetsTemplate, "acg-test") || !strings.Contains(twoTargetsTemplate, "var.target") {
 		t.Fatal("the template was not rewritten: galleryTemplate changed")
 	}

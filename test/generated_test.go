@@ -23,6 +23,7 @@ func generated(rel string) bool {
 // partials in a copy of the repository and fails when they differ from the
 // committed ones: a stale spec makes Packer panic at run time.
 func TestGeneratedCodeAndDocsAreCurrent(t *testing.T) {
+	t.Parallel()
 	root := acc.Setup(t).Root
 	sdc := filepath.Join(root, ".tools", "bin", "packer-sdc")
 	if _, err := os.Stat(sdc); err != nil {

@@ -16,6 +16,7 @@ import (
 // and without evaluating datasources, then a build in which every variant
 // of the matrix becomes its own build and writes its plan.
 func TestMatrixDrivesOneBuildPerVariant(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	example := filepath.Join(env.Root, "example", "azurelinux")
 	out := t.TempDir()
@@ -71,6 +72,7 @@ func TestMatrixDrivesOneBuildPerVariant(t *testing.T) {
 // TestMatrixOnlyFilterAndErrors checks -var only=... narrowing and that a
 // filter that removes everything fails with a message naming it.
 func TestMatrixOnlyFilterAndErrors(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	example := filepath.Join(env.Root, "example", "azurelinux")
 	out := t.TempDir()
@@ -88,6 +90,7 @@ func TestMatrixOnlyFilterAndErrors(t *testing.T) {
 // TestMatrixJSONOneLiner runs the documented one-liner that writes the CI
 // job matrix.
 func TestMatrixJSONOneLiner(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	out := filepath.Join(t.TempDir(), "matrix.json")
 	env.MustRun(t, env.Root, nil, "build", "-var", "config="+filepath.Join(env.Root, "example", "azurelinux", "azldev.toml"),
@@ -115,6 +118,7 @@ func TestMatrixJSONOneLiner(t *testing.T) {
 // the matrix feeds osimage-disk sources, one per variant of this machine's
 // architecture, chained into osimage-vhd.
 func TestDebianPipelineExampleValidates(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	r := env.MustRun(t, env.Root, nil, "validate", "--evaluate-datasources", filepath.Join(env.Root, "example", "debian"))
 	if !strings.Contains(r.Output(), "The configuration is valid") {

@@ -64,6 +64,7 @@ var indexLine = regexp.MustCompile(`Index (\S+):(\S+)@(sha256:[0-9a-f]{64}) \((\
 var sentLine = regexp.MustCompile(`Sent (\d+) blobs, (\d+) bytes`)
 
 func TestParallelPackerBuildsMergeFourVariantsIntoTheIndexes(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "debugfs", "e2fsprogs")
 	reg := testsvc.StartRegistry(t)
@@ -165,6 +166,7 @@ func TestParallelPackerBuildsMergeFourVariantsIntoTheIndexes(t *testing.T) {
 }
 
 func TestTheOCIExampleWritesALayoutReadByTheLayoutPackage(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "output")

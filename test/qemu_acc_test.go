@@ -65,6 +65,7 @@ build {
 `
 
 func TestPackerBootChecksTwoVariantsSideBySideWithoutChangingTheDisk(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	g := qemutest.New(t, "x86_64")
@@ -75,8 +76,17 @@ func TestPackerBootChecksTwoVariantsSideBySideWithoutChangingTheDisk(t *testing.
 	vars := []string{"-var", "src=" + d.Path, "-var", "out=" + out, "-var", "kernel=" + g.Kernel, "-var", "initrd=" + g.Initrd,
 		"-var", "append=" + g.Append("powerdown"), "-var", "expect=" + qemutest.Marker + "x86_64", "-var", "wait=8m"}
 	srcSum := fileSHA256(t, d.Path)
+	// The plugin's temporary QEMU directories go to a TMPDIR of this test's
+	// own, so the check below does not see those of tests running beside it.
+	// A short path: packer and the plugin put their Unix sockets there too
+	// (at most 107 bytes).
+	tmp, err := os.MkdirTemp("", "osq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
 
-	r := env.MustRun(t, dir, nil, append([]string{"build"}, append(vars, ".")...)...)
+	r := env.MustRun(t, dir, []string{"TMPDIR=" + tmp}, append([]string{"build"}, append(vars, ".")...)...)
 	o := r.Output()
 	for _, want := range []string{"QEMU accelerator: ", "boot_check passed", "QEMU exited", "bios firmware", "uefi firmware"} {
 		if !strings.Contains(o, want) {
@@ -98,12 +108,13 @@ func TestPackerBootChecksTwoVariantsSideBySideWithoutChangingTheDisk(t *testing.
 			t.Errorf("%s: boot_check changed the disk (it runs on a snapshot)", v)
 		}
 	}
-	if ents, _ := filepath.Glob(filepath.Join(os.TempDir(), "osimage-qemu-*")); len(ents) != 0 {
+	if ents, _ := filepath.Glob(filepath.Join(tmp, "osimage-qemu-*")); len(ents) != 0 {
 		t.Errorf("temporary QEMU directories left behind: %v", ents)
 	}
 }
 
 func TestPackerBootCheckTimeoutFailsWithTheSerialTail(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	g := qemutest.New(t, "x86_64")
@@ -170,6 +181,7 @@ build {
 // The guest has no sshd: the SDK's StepConnect times out, the build fails,
 // QEMU is killed and the port lock is released.
 func TestPackerSSHThatNeverAnswersFailsAndLeavesNothingRunning(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	g := qemutest.New(t, "x86_64")
@@ -227,6 +239,7 @@ func failedBuildLeftNothing(t *testing.T, out, o string) int {
 // shutdown_command, and the boot files are extracted again from the
 // provisioned disk: the file is in the output disk and in the rootfs.
 func TestPackerProvisionsTheDiskOverSSHWithATemporaryKey(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	debugfs := testutil.NeedTool(t, "debugfs", "e2fsprogs")
@@ -272,6 +285,7 @@ func TestPackerProvisionsTheDiskOverSSHWithATemporaryKey(t *testing.T) {
 // QEMU is gone, the forwarded port is free again and the output directory
 // is removed (nothing half-provisioned is left looking like a result).
 func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	g := qemutest.NewSSH(t)

@@ -20,6 +20,7 @@ import (
 // this platform as `make release-snapshot` does, checks its name and
 // checksum file, and installs the binary inside with the real packer.
 func TestReleaseSnapshotIsWhatPackerInstalls(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	out := t.TempDir()
 	cmd := exec.Command("go", "run", "./scripts/release", "-targets", "linux/amd64", "-out", out)

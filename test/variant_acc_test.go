@@ -53,6 +53,7 @@ func artifactStrings(out string) map[string][]string {
 }
 
 func TestEachBuildCarriesItsOwnVariantThroughDiskAndVHD(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-img", "qemu-utils")
 	dir := t.TempDir()
@@ -97,6 +98,7 @@ func TestEachBuildCarriesItsOwnVariantThroughDiskAndVHD(t *testing.T) {
 }
 
 func TestAVariantNamingAKiwiDefinitionNeedsOnlyAnEmptyKiwiBlock(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	dir := t.TempDir()
 	acc.WriteTemplate(t, dir, "kiwi.pkr.hcl", strings.Replace(variantTemplate,

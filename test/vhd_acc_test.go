@@ -56,6 +56,7 @@ func vpcSize(t *testing.T, path string) int64 {
 }
 
 func TestPackerBuildConvertsAFileBuilderDiskToVHD(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-img", "qemu-utils")
 	dir := t.TempDir()
@@ -100,6 +101,7 @@ func TestPackerBuildConvertsAFileBuilderDiskToVHD(t *testing.T) {
 }
 
 func TestPackerBuildConvertsInPlace(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "qemu-img", "qemu-utils")
 	dir := t.TempDir()
@@ -118,6 +120,7 @@ func TestPackerBuildConvertsInPlace(t *testing.T) {
 }
 
 func TestPackerValidateRejectsBadVHDConfig(t *testing.T) {
+	t.Parallel()
 	env := acc.Setup(t)
 	dir := t.TempDir()
 	acc.WriteTemplate(t, dir, "bad.pkr.hcl", acc.RequiredPlugins+`

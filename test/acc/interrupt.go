@@ -34,6 +34,13 @@ func (e *Env) Start(t testing.TB, dir string, extraEnv []string, args ...string)
 	return s
 }
 
+// Wait waits for packer to end and returns what it printed and its error.
+func (s *Started) Wait() (string, error) {
+	err := <-s.done
+	s.done <- err // for a later Wait or WaitUntil
+	return s.Output(), err
+}
+
 // Output is what packer printed so far.
 func (s *Started) Output() string { return s.out.String() }
 
