@@ -134,12 +134,7 @@ build {
 	if files["disk"][1] != fileSHA256(t, disk) {
 		t.Errorf("disk sha256 in the artifact %s differs from the file's", files["disk"][1])
 	}
-	entries, _ := os.ReadDir(out)
-	if len(entries) != 6 {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
+	if names := testutil.DirNames(out); len(names) != 6 {
 		t.Errorf("output directory holds %v, want the disk, the package list, kiwi.log, kernel, initrd and rootfs (KIWI's target removed)", names)
 	}
 	// Kernel, initramfs and rootfs extracted from the real disk.

@@ -224,12 +224,7 @@ func TestKiwiBuildMovesResultsUnderStableNamesAndRemovesTheTarget(t *testing.T) 
 	if strings.Join(got, " ") != want {
 		t.Errorf("outputs %s, want %s", strings.Join(got, " "), want)
 	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 3 {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
+	if names := testutil.DirNames(dir); len(names) != 3 {
 		t.Errorf("output directory holds %v; KIWI's target (image root, changes) should be gone", names)
 	}
 	args, _ := os.ReadFile(argsFile)

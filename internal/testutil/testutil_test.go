@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -24,4 +25,19 @@ func TestUnprivilegedRunsTheBodyWithoutRoot(t *testing.T) {
 func TestNeedPassesWhenTheConditionHolds(t *testing.T) {
 	t.Setenv(RequireEnv, "1")
 	Need(t, true, "nothing missing", "nothing to do")
+}
+
+func TestDirNamesListsADirectoryAndNothingForAMissingOne(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b", "a"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := DirNames(dir); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Errorf("DirNames = %v, want [a b]", got)
+	}
+	if got := DirNames(filepath.Join(dir, "missing")); len(got) != 0 {
+		t.Errorf("DirNames of a missing directory = %v, want none", got)
+	}
 }
