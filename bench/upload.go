@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -53,12 +54,26 @@ func startProxy(addr string) (*countingProxy, error) {
 				}
 				defer s.Close()
 				go func() { io.Copy(c, s); c.Close() }()
-				n, _ := io.Copy(s, c)
-				p.sent.Add(n)
+				// Counted as they pass, not when the connection closes:
+				// a client's kept-alive connections close only as it
+				// exits, after the run's count is read.
+				io.Copy(countingWriter{s, &p.sent}, c)
 			}()
 		}
 	}()
 	return p, nil
+}
+
+// countingWriter adds the bytes written through it to n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	k, err := c.w.Write(b)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // startAzurite runs Azurite in memory in its own process group.
@@ -130,11 +145,11 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 %[2]q storage blob upload --type page --content-md5 "$b64" -f %[1]q -c bench -n script.vhd --connection-string %[3]q --only-show-errors >/dev/null`, fixed, az, cs)
 	var sentScript, sentOurs int64
 	contenders := []contender{
-		{name: "floor: MD5 of the whole 4 GiB blob alone (crypto/md5, holes as zeros)", argv: []string{cfg.child, "md5", fixed}},
+		{name: "floor: MD5 of the whole 4 GiB blob alone (crypto/md5, holes as zeros)", argv: []string{cfg.child, "md5", fixed}, ownPeak: true},
 		{name: "AlmaLinux's way: md5sum of the fixed VHD + az storage blob upload --type page --content-md5", argv: []string{"bash", "-c", script},
 			prepare: func() error { proxy.sent.Store(0); return nil }, cleanup: func() error { sentScript = proxy.sent.Load(); return nil }},
 		{name: "osimage-gallery upload (raw disk, padding and footer streamed)", argv: []string{cfg.child, "upload", raw, cs, "bench", "ours.vhd"},
-			prepare: func() error { proxy.sent.Store(0); return nil }, cleanup: func() error { sentOurs = proxy.sent.Load(); return nil }},
+			prepare: func() error { proxy.sent.Store(0); return nil }, cleanup: func() error { sentOurs = proxy.sent.Load(); return nil }, ownPeak: true},
 	}
 	res, err := compare(1, contenders)
 	if err != nil {
@@ -183,7 +198,7 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 	scriptMD5, _ := show("script.vhd")
 	data := int64(400 << 20)
 	var b strings.Builder
-	fmt.Fprintf(&b, "Command: `make bench` (suite `upload`, one run each, as the issue asks: az takes about 40 s). Machine: %s. Azurite 3.35 in memory, same instance for all; bytes are counted by a TCP proxy in front of it (request bytes, headers included). The VHD for the script is made beforehand, untimed (AlmaLinux's qemu-img step is not counted against it); ours reads the raw disk and streams padding and footer.\n\n", machine())
+	fmt.Fprintf(&b, "Command: `make bench` (suite `upload`, one run each, as the issue asks: az takes about 40 s). Machine: %s. Azurite 3.35 in memory, same instance for all; bytes are counted by a TCP proxy in front of it (request bytes, headers included). The VHD for the script is made beforehand, untimed (AlmaLinux's qemu-img step is not counted against it); ours reads the raw disk and streams padding and footer. The floor and ours are bench/child processes that report their own peak memory and are not polled while they run; the script (bash, which az runs under) is polled every 2 ms.\n\n", machine())
 	b.WriteString("| contender | wall | vs script | vs floor | bytes sent | peak memory |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range []struct {
 		r    result
@@ -202,7 +217,7 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 	toFloor := float64(ours.median()) / float64(floor.median())
 	over := float64(sentOurs)/float64(data) - 1
 	fmt.Fprintf(&b, "\nTargets: at least 4x faster than the script: %.1fx, %s. Within 1.25x of the floor: %.2fx, %s. Bytes sent within 5 %% of the 400 MiB of data: %+.1f %%, %s. Memory under 256 MiB: %s, %s.\n",
-		speed, check(speed >= 4), toFloor, check(toFloor <= 1.25), over*100, check(over <= 0.05), fmtMiB(ours.peakRSS()), check(ours.peakRSS() < 256<<20))
+		speed, check(speed >= 4), toFloor, check(toFloor <= 1.25), over*100, check(math.Abs(over) <= 0.05), fmtMiB(ours.peakRSS()), check(ours.peakRSS() < 256<<20))
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&b, "\nLoad average at the end of the run: %s. The script row's peak memory is bash's own (az runs as its grandchild and is not polled). On a shared 2-core machine Azurite (single-threaded node) competes for the same cores; when it is starved, the upload waits for Azurite's ingest rather than for hashing, which the floor does not need.\n", strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Fprintf(&b, "\nContent-MD5 of our blob: %s, checked against the MD5 of the raw disk, its padding and the footer read back from the blob; of the script's blob: %s.\n", oursMD5, scriptMD5)
