@@ -3,7 +3,9 @@ package partition
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -292,5 +294,56 @@ func TestRootTypeForNormalisesArchNames(t *testing.T) {
 		if got := RootTypeFor(arch); got != want {
 			t.Errorf("RootTypeFor(%q) = %q, want %q", arch, got, want)
 		}
+	}
+}
+
+// TestReadGPTEntryBounds: a one-sector entry and entries that start at the
+// first usable LBA or end at the last usable LBA are read without a warning;
+// one ending at the disk's last LBA (over the backup GPT) is read with a
+// warning; one ending beyond the disk or before it starts is an error that
+// names the entry by its number.
+func TestReadGPTEntryBounds(t *testing.T) {
+	t.Parallel()
+	const sectors = 4096
+	firstUsable, lastUsable := uint64(34), uint64(sectors-34) // buildGPT's, 512-byte sectors
+	part := func(n int, first, last uint64) gptPart {
+		return gptPart{typ: guidBytes(TypeLinuxFS), guid: guidBytes(fmt.Sprintf("BBBBBBBB-0000-0000-0000-%012d", n)), first: first, last: last}
+	}
+	for _, tc := range []struct {
+		name    string
+		second  gptPart
+		warning string // "" for none
+		err     string // "" for none
+	}{
+		{"ends at the last usable LBA", part(2, 100, lastUsable), "", ""},
+		{"ends at the disk's last LBA", part(2, 100, sectors-1), fmt.Sprintf("GPT entry 2 (LBA 100-%d) lies outside the usable LBAs %d-%d", sectors-1, firstUsable, lastUsable), ""},
+		{"ends beyond the disk", part(2, 100, sectors), "", fmt.Sprintf("GPT entry 2 ends at LBA %d, beyond the disk's last LBA %d", sectors, sectors-1)},
+		{"ends before it starts", part(2, 100, 99), "", "GPT entry 2 ends (LBA 99) before it starts (LBA 100)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			one := part(1, firstUsable, firstUsable) // one sector, at the first usable LBA
+			disk := buildGPT(512, sectors, []gptPart{one, tc.second})
+			tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+			if tc.err != "" {
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want ErrCorrupt saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			if tc.warning != "" {
+				want = []string{tc.warning}
+			}
+			if !slices.Equal(tab.Warnings, want) {
+				t.Errorf("warnings %q, want %q", tab.Warnings, want)
+			}
+			if len(tab.Partitions) != 2 || tab.Partitions[0].Start != 34*512 || tab.Partitions[0].Size != 512 ||
+				tab.Partitions[1].Start != 100*512 || tab.Partitions[1].Size != int64(tc.second.last-99)*512 {
+				t.Errorf("partitions %+v", tab.Partitions)
+			}
+		})
 	}
 }
