@@ -1,0 +1,146 @@
+package partition
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// setGPTHeader changes the GPT header at lba of a 512-byte-sector disk and
+// recomputes its CRC32 over its (possibly changed) header size.
+func setGPTHeader(disk []byte, lba int64, change func(h []byte)) {
+	h := disk[lba*512 : lba*512+512]
+	change(h)
+	binary.LittleEndian.PutUint32(h[16:20], 0)
+	binary.LittleEndian.PutUint32(h[16:20], crc32.ChecksumIEEE(h[:binary.LittleEndian.Uint32(h[12:16])]))
+}
+
+// setEntries points the primary header at n entries of size bytes from lba
+// and sets their CRC32 from what the disk holds there.
+func setEntries(disk []byte, lba int64, n, size uint32) {
+	off := lba * 512
+	crc := crc32.ChecksumIEEE(disk[off:min(off+int64(n)*int64(size), int64(len(disk)))])
+	setGPTHeader(disk, 1, func(h []byte) {
+		binary.LittleEndian.PutUint64(h[72:], uint64(lba))
+		binary.LittleEndian.PutUint32(h[80:], n)
+		binary.LittleEndian.PutUint32(h[84:], size)
+		binary.LittleEndian.PutUint32(h[88:], crc)
+	})
+}
+
+// TestGPTHeaderFieldsAtTheirLimits: header fields at the last value the
+// reader accepts are read without a warning; one past it, the primary
+// header is refused with a message saying which field, and the backup is
+// used.
+func TestGPTHeaderFieldsAtTheirLimits(t *testing.T) {
+	t.Parallel()
+	const name = "abcdefghijklmnopqrstuvwxyz0123456789" // 36 UTF-16 units: the whole name field, no NUL
+	for _, tc := range []struct {
+		name    string
+		sectors uint64
+		change  func(disk []byte, sectors int64)
+		warning string // "" for none
+	}{
+		{"header size of a whole sector", 8192, func(d []byte, _ int64) {
+			setGPTHeader(d, 1, func(h []byte) { binary.LittleEndian.PutUint32(h[12:], 512) })
+		}, ""},
+		{"backup header one past the last LBA", 8192, func(d []byte, s int64) {
+			setGPTHeader(d, 1, func(h []byte) { binary.LittleEndian.PutUint64(h[32:], uint64(s)) })
+		}, "backup GPT header at LBA 8192: LBA 8192 is outside the disk"},
+		{"4096 entries", 8192, func(d []byte, _ int64) { setEntries(d, 2, 4096, 128) }, ""},
+		{"4097 entries", 8192, func(d []byte, _ int64) { setEntries(d, 2, 4097, 128) },
+			"primary GPT header: 4097 entries of 128 bytes is more than this reader accepts; using the backup at LBA 8191"},
+		{"entry array of 4 MiB", 16384, func(d []byte, _ int64) { setEntries(d, 2, 4096, 1024) }, ""},
+		{"entry array over 4 MiB", 16384, func(d []byte, _ int64) { setEntries(d, 2, 4096, 1032) },
+			"primary GPT header: 4096 entries of 1032 bytes is more than this reader accepts; using the backup at LBA 16383"},
+		{"entry array ending at the disk's end", 8192, func(d []byte, s int64) {
+			// The array's copy overwrites the backup header (warned about).
+			copy(d[(s-32)*512:], d[2*512:2*512+128*128])
+			setEntries(d, s-32, 128, 128)
+		}, "backup GPT header at LBA 8191: no \"EFI PART\" signature"},
+		{"entry array at an LBA whose byte offset overflows", 8192, func(d []byte, _ int64) {
+			setGPTHeader(d, 1, func(h []byte) { binary.LittleEndian.PutUint64(h[72:], 1<<62) })
+		}, "primary GPT header: entry array at LBA 4611686018427387904 (16384 bytes) lies outside the disk; using the backup at LBA 8191"},
+		{"entry array one sector past the disk's end", 8192, func(d []byte, s int64) { setEntries(d, s-31, 128, 128) },
+			"primary GPT header: entry array at LBA 8161 (16384 bytes) lies outside the disk; using the backup at LBA 8191"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk := buildGPT(512, tc.sectors, []gptPart{{typ: guidBytes(TypeLinuxFS), guid: guidBytes("CCCCCCCC-0000-0000-0000-000000000001"), first: 6000, last: 6099, name: name}})
+			tc.change(disk, int64(tc.sectors))
+			tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			if tc.warning != "" {
+				want = []string{tc.warning}
+			}
+			if !slices.Equal(tab.Warnings, want) {
+				t.Errorf("warnings %q, want %q", tab.Warnings, want)
+			}
+			if len(tab.Partitions) != 1 || tab.Partitions[0].Start != 6000*512 || tab.Partitions[0].Name != name {
+				t.Errorf("partitions %+v, want one at LBA 6000 named %s", tab.Partitions, name)
+			}
+		})
+	}
+}
+
+// mbrWithLogical is an MBR disk with an extended partition holding n
+// logical partitions of one sector, each after its own EBR.
+func mbrWithLogical(n int) []byte {
+	disk := make([]byte, 2048*512+(n+1)*2*512)
+	put := func(at int, typ byte, start, size uint32) {
+		disk[at+4] = typ
+		le32(disk[at+8:], start)
+		le32(disk[at+12:], size)
+	}
+	disk[510], disk[511] = 0x55, 0xAA
+	put(446, 0x05, 2048, uint32(n+1)*2) // extended
+	for k := range n {
+		ebr := (2048 + 2*k) * 512
+		disk[ebr+510], disk[ebr+511] = 0x55, 0xAA
+		put(ebr+446, 0x83, 1, 1) // the sector after the EBR
+		if k < n-1 {
+			put(ebr+446+16, 0x05, uint32(2*(k+1)), 2) // next EBR, from the extended partition's start
+		}
+	}
+	return disk
+}
+
+// TestReadMBRTakesUpTo256LogicalPartitions: a chain of exactly maxLogical
+// logical partitions is read whole, numbered from 5; one more is refused.
+func TestReadMBRTakesUpTo256LogicalPartitions(t *testing.T) {
+	t.Parallel()
+	disk := mbrWithLogical(maxLogical)
+	tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tab.Partitions); n != 1+maxLogical || tab.Partitions[n-1].Number != 4+maxLogical || tab.Partitions[n-1].Start != int64(2048+2*(maxLogical-1)+1)*512 {
+		t.Fatalf("%d partitions, last %+v; want the extended one and %d logical, the last numbered %d", n, tab.Partitions[n-1], maxLogical, 4+maxLogical)
+	}
+	disk = mbrWithLogical(maxLogical + 1)
+	_, err = Read(bytes.NewReader(disk), int64(len(disk)))
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d logical partitions", maxLogical)) {
+		t.Errorf("%d logical partitions: err = %v", maxLogical+1, err)
+	}
+}
+
+// TestReadMBRNamesTheEntryWithABadBootFlag: a boot flag other than 0x00 or
+// 0x80 means sector 0 is not a partition table; the message names the entry.
+func TestReadMBRNamesTheEntryWithABadBootFlag(t *testing.T) {
+	t.Parallel()
+	disk := make([]byte, 1<<20)
+	disk[510], disk[511] = 0x55, 0xAA
+	disk[446+4], disk[446+8], disk[446+12] = 0x83, 1, 100 // entry 1: fine
+	disk[446+16] = 0x7f                                   // entry 2: not a boot flag
+	_, err := Read(bytes.NewReader(disk), int64(len(disk)))
+	if !errors.Is(err, ErrNoTable) || !strings.Contains(err.Error(), "MBR entry 2 has boot flag 0x7f") {
+		t.Errorf("err = %v, want ErrNoTable naming MBR entry 2 and its flag 0x7f", err)
+	}
+}
