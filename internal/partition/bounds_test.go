@@ -144,3 +144,58 @@ func TestReadMBRNamesTheEntryWithABadBootFlag(t *testing.T) {
 		t.Errorf("err = %v, want ErrNoTable naming MBR entry 2 and its flag 0x7f", err)
 	}
 }
+
+// TestReadMBRLogicalPartitionsAtTheExtendedPartitionsEnd: a logical
+// partition ending on the extended partition's last sector and an EBR on
+// that sector are inside it; an EBR one sector past it is not.
+func TestReadMBRLogicalPartitionsAtTheExtendedPartitionsEnd(t *testing.T) {
+	t.Parallel()
+	// Extended partition: sectors 2048 up to 2048+extSize; EBR 1 at 2048
+	// with a logical partition on 2049; nextEBR (relative sector, 0 for
+	// none) holds an empty EBR ending the chain.
+	build := func(extSize uint32, nextEBR uint32) []byte {
+		disk := make([]byte, 4096*512)
+		put := func(at int, typ byte, start, size uint32) {
+			disk[at+4] = typ
+			le32(disk[at+8:], start)
+			le32(disk[at+12:], size)
+		}
+		disk[510], disk[511] = 0x55, 0xAA
+		put(446, 0x05, 2048, extSize)
+		ebr := 2048 * 512
+		disk[ebr+510], disk[ebr+511] = 0x55, 0xAA
+		put(ebr+446, 0x83, 1, 1)
+		if nextEBR != 0 {
+			put(ebr+446+16, 0x05, nextEBR, 1)
+			at := (2048 + int(nextEBR)) * 512
+			disk[at+510], disk[at+511] = 0x55, 0xAA
+		}
+		return disk
+	}
+	for _, tc := range []struct {
+		name          string
+		extSize, next uint32
+		err           string // "" for none
+	}{
+		{"logical partition ending on the last sector", 2, 0, ""},
+		{"EBR on the last sector", 3, 2, ""},
+		{"EBR one sector past the end", 3, 3, "extended boot record at byte 1050112 lies outside the extended partition 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk := build(tc.extSize, tc.next)
+			tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+			if tc.err != "" {
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want ErrCorrupt saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tab.Partitions) != 2 || tab.Partitions[1].Number != 5 || tab.Partitions[1].Start != 2049*512 || tab.Partitions[1].Size != 512 {
+				t.Errorf("partitions %+v, want the extended one and logical 5 on sector 2049", tab.Partitions)
+			}
+		})
+	}
+}
