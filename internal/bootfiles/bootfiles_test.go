@@ -356,3 +356,53 @@ func TestHashFile(t *testing.T) {
 		t.Fatalf("%+v %v", f, err)
 	}
 }
+
+// TestExtractTakesTheKernelTheRootLinkNamesOverAHigherVersion: Debian's
+// /vmlinuz names the kernel that boots by default, even when /boot holds a
+// higher version (a newer kernel installed but not made the default).
+func TestExtractTakesTheKernelTheRootLinkNamesOverAHigherVersion(t *testing.T) {
+	t.Parallel()
+	need(t, "debugfs")
+	tr := tree{
+		"boot/vmlinuz-6.1.0-new":     "newer kernel",
+		"boot/initrd.img-6.1.0-new":  "newer initrd",
+		"boot/vmlinuz-5.10.0-def":    "default kernel",
+		"boot/initrd.img-5.10.0-def": "default initrd",
+		"vmlinuz":                    "->boot/vmlinuz-5.10.0-def",
+	}
+	img := mkfs(t, tr, 16*MiB)
+	disk, tab := gptDisk(t, 32*MiB, "-n1:0:0", "-t1:8304")
+	place(t, disk, img, tab.Partitions[0])
+	res, err := Extract(context.Background(), outputs(t, disk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KernelVersion != "5.10.0-def" {
+		t.Errorf("kernel version %q, want 5.10.0-def (the one /vmlinuz names)", res.KernelVersion)
+	}
+	checkFile(t, res.Kernel, []byte(tr["boot/vmlinuz-5.10.0-def"]))
+	checkFile(t, res.Initrd, []byte(tr["boot/initrd.img-5.10.0-def"]))
+}
+
+// TestCopyPartitionReportsAnErrorOfTheCopy: an error of the copy itself
+// (here a cancelled context) is returned, not lost behind the successful
+// close of the output.
+func TestCopyPartitionReportsAnErrorOfTheCopy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "disk.raw")
+	if err := os.WriteFile(src, bytes.Repeat([]byte{7}, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = copyPartition(ctx, f, partition.Partition{Number: 1, Start: 4096, Size: 512 << 10}, filepath.Join(dir, "rootfs"))
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "copy partition 1 to ") {
+		t.Errorf("err = %v, want context.Canceled from copying partition 1", err)
+	}
+}
