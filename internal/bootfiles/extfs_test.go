@@ -192,3 +192,29 @@ func TestExtFSReadsLinksFilesAndReportsMissingPaths(t *testing.T) {
 		t.Errorf("missing debugfs: %v", err)
 	}
 }
+
+// TestExtFSNamesItsImageAndOffsetInMessages: an ExtFS is named by its image,
+// and by the byte offset when the filesystem starts inside it.
+func TestExtFSNamesItsImageAndOffsetInMessages(t *testing.T) {
+	t.Parallel()
+	if s := (ExtFS{Image: "root.img"}).String(); s != "root.img" {
+		t.Errorf("String() = %q, want root.img", s)
+	}
+	if s := (ExtFS{Image: "disk.raw", Offset: 1 << 20}).String(); s != "disk.raw at byte 1048576" {
+		t.Errorf("String() = %q, want disk.raw at byte 1048576", s)
+	}
+}
+
+// TestExtFSReportsHowASilentDebugfsFailed: when debugfs fails without
+// printing anything, the error says how it ended.
+func TestExtFSReportsHowASilentDebugfsFailed(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "debugfs")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ExtFS{Image: "root.img", Debugfs: bin}.ReadFile(context.Background(), "/etc/os-release")
+	if err == nil || !strings.Contains(err.Error(), "on root.img: exit status 3") {
+		t.Errorf("err = %v, want debugfs's exit status and the image", err)
+	}
+}
