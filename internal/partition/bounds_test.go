@@ -199,3 +199,18 @@ func TestReadMBRLogicalPartitionsAtTheExtendedPartitionsEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestReadADiskOfOneSector: a disk of exactly one sector is read (an MBR
+// with no partitions); one byte less is no disk at all.
+func TestReadADiskOfOneSector(t *testing.T) {
+	t.Parallel()
+	sector := make([]byte, 512)
+	sector[510], sector[511] = 0x55, 0xAA
+	tab, err := Read(bytes.NewReader(sector), 512)
+	if err != nil || tab.Scheme != MBR || len(tab.Partitions) != 0 {
+		t.Errorf("one sector: table %+v, err %v; want an empty MBR table", tab, err)
+	}
+	if _, err := Read(bytes.NewReader(sector[:511]), 511); !errors.Is(err, ErrNoTable) || !strings.Contains(err.Error(), "disk is 511 bytes, smaller than one sector") {
+		t.Errorf("511 bytes: err = %v", err)
+	}
+}
