@@ -3,6 +3,7 @@ package bootfiles
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,5 +217,32 @@ func TestExtFSReportsHowASilentDebugfsFailed(t *testing.T) {
 	_, err := ExtFS{Image: "root.img", Debugfs: bin}.ReadFile(context.Background(), "/etc/os-release")
 	if err == nil || !strings.Contains(err.Error(), "on root.img: exit status 3") {
 		t.Errorf("err = %v, want debugfs's exit status and the image", err)
+	}
+}
+
+// TestExtFSFollowsAChainOfMaxLinksSymlinks: like the kernel (40 links),
+// a path through exactly maxLinks symbolic links resolves; one more is
+// "too many levels".
+func TestExtFSFollowsAChainOfMaxLinksSymlinks(t *testing.T) {
+	t.Parallel()
+	need(t, "debugfs")
+	tr := tree{"target": "at the end\n"}
+	// l1 -> l2 -> ... -> l{maxLinks} -> target: maxLinks links.
+	for i := 1; i <= maxLinks+1; i++ {
+		next := fmt.Sprintf("l%d", i+1)
+		if i == maxLinks {
+			next = "target"
+		}
+		if i == maxLinks+1 {
+			next = "l1" // l{maxLinks+1} -> l1 -> ...: one link more
+		}
+		tr[fmt.Sprintf("l%d", i)] = "->" + next
+	}
+	fs := ExtFS{Image: mkfs(t, tr, 8*MiB)}
+	if got, err := fs.ReadFile(context.Background(), "/l1"); err != nil || string(got) != "at the end\n" {
+		t.Errorf("%d links: %q, %v", maxLinks, got, err)
+	}
+	if _, err := fs.ReadFile(context.Background(), fmt.Sprintf("/l%d", maxLinks+1)); err == nil || !strings.Contains(err.Error(), "too many levels") {
+		t.Errorf("%d links: err = %v, want too many levels", maxLinks+1, err)
 	}
 }
