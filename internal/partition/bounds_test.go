@@ -214,3 +214,67 @@ func TestReadADiskOfOneSector(t *testing.T) {
 		t.Errorf("511 bytes: err = %v", err)
 	}
 }
+
+// TestProbeAtTheEdgesOfWhatItReads: superblocks that end exactly where the
+// bytes Probe reads end are recognised (labels included); Probe never looks
+// past the partition, and a file ending inside what it would read is not an
+// error.
+func TestProbeAtTheEdgesOfWhatItReads(t *testing.T) {
+	t.Parallel()
+	ext := make([]byte, 1024+264) // the least an ext superblock needs
+	ext[1024+56], ext[1024+57] = 0x53, 0xEF
+	copy(ext[1024+120:], "rootfs")
+	xfs := make([]byte, 120)
+	copy(xfs, "XFSB")
+	copy(xfs[108:], "data")
+	swap := make([]byte, 4096)
+	copy(swap[4086:], "SWAPSPACE2")
+	btrfsAfter := make([]byte, 0x10000+0x12b+256)
+	copy(btrfsAfter[0x10000+64:], "_BHRfS_M")
+	for _, tc := range []struct {
+		name       string
+		data       []byte
+		size       int64 // of the partition
+		typ, label string
+	}{
+		{"ext superblock in exactly 1288 bytes", ext, int64(len(ext)), "ext2", "rootfs"},
+		{"xfs in exactly 120 bytes, label at the end", xfs, 120, "xfs", "data"},
+		{"swap signature ending at byte 4096", swap, 4096, "swap", ""},
+		{"4095 bytes of zeros", make([]byte, 4095), 4095, "", ""},
+		{"a btrfs superblock after a 4 KiB partition is not its", btrfsAfter, 4096, "", ""},
+		{"the file ends before what Probe reads", ext, 1 << 20, "ext2", "rootfs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, err := Probe(bytes.NewReader(tc.data), 0, tc.size)
+			if err != nil || fs.Type != tc.typ || fs.Label != tc.label {
+				t.Errorf("Probe = %+v, %v; want type %q label %q", fs, err, tc.typ, tc.label)
+			}
+		})
+	}
+}
+
+// TestReadFindsTheProtectiveEntryInAnySlotAndGPTOnlyWhereItFits: a
+// protective 0xEE entry in the MBR's second slot is protective (no hybrid
+// warning); a GPT signature at LBA 1 of a 1 KiB disk is read as a (corrupt)
+// GPT; one at byte 4096 of a disk too small for two 4 KiB sectors is not.
+func TestReadFindsTheProtectiveEntryInAnySlotAndGPTOnlyWhereItFits(t *testing.T) {
+	t.Parallel()
+	disk := buildGPT(512, 4096, []gptPart{{typ: guidBytes(TypeLinuxFS), guid: guidBytes("DDDDDDDD-0000-0000-0000-000000000001"), first: 2048, last: 4000}})
+	copy(disk[446+16:446+32], disk[446:446+16]) // the 0xEE entry moves to slot 2
+	clear(disk[446 : 446+16])
+	tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+	if err != nil || len(tab.Warnings) != 0 || len(tab.Partitions) != 1 {
+		t.Errorf("0xEE in slot 2: table %+v, err %v; want one partition and no warning", tab, err)
+	}
+
+	small := make([]byte, 1024)
+	copy(small[512:], gptSignature)
+	if _, err := Read(bytes.NewReader(small), 1024); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("GPT signature at LBA 1 of 1 KiB: err = %v, want a corrupt GPT", err)
+	}
+	small4k := make([]byte, 8191)
+	copy(small4k[4096:], gptSignature)
+	if _, err := Read(bytes.NewReader(small4k), 8191); !errors.Is(err, ErrNoTable) {
+		t.Errorf("GPT signature at byte 4096 of 8191: err = %v, want no table (two 4 KiB sectors do not fit)", err)
+	}
+}
