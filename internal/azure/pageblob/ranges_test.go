@@ -15,6 +15,7 @@ import (
 type ext = sparse.Extent
 
 func TestPageAlignWidensToPagesAndMerges(t *testing.T) {
+	t.Parallel()
 	got := pageAlign([]ext{{Off: 1000, Len: 10}, {Off: 0, Len: 1}, {Off: 1030, Len: 600}, {Off: 5000, Len: 100}, {Off: 9000, Len: 0}}, 5050)
 	want := []ext{{Off: 0, Len: 512}, {Off: 512, Len: 1536}, {Off: 4608, Len: 442}}
 	want = merge(want)
@@ -24,6 +25,7 @@ func TestPageAlignWidensToPagesAndMerges(t *testing.T) {
 }
 
 func TestMergeJoinsOverlappingAndAdjacentRanges(t *testing.T) {
+	t.Parallel()
 	got := merge([]ext{{Off: 10, Len: 5}, {Off: 0, Len: 10}, {Off: 12, Len: 1}, {Off: 20, Len: 5}, {Off: 30, Len: 0}})
 	want := []ext{{Off: 0, Len: 15}, {Off: 20, Len: 5}}
 	if !reflect.DeepEqual(got, want) {
@@ -32,6 +34,7 @@ func TestMergeJoinsOverlappingAndAdjacentRanges(t *testing.T) {
 }
 
 func TestNonZeroRunsSkipZeroPagesAndSplitAt4MiB(t *testing.T) {
+	t.Parallel()
 	b := make([]byte, 9<<20)
 	b[0] = 1
 	b[511] = 1
@@ -56,6 +59,7 @@ func TestNonZeroRunsSkipZeroPagesAndSplitAt4MiB(t *testing.T) {
 }
 
 func TestCoversNeedsOneRangeHoldingAll(t *testing.T) {
+	t.Parallel()
 	rs := []ext{{Off: 0, Len: 100}, {Off: 100 + 1, Len: 50}, {Off: 300, Len: 10}}
 	for _, c := range []struct {
 		r    ext
@@ -75,6 +79,7 @@ func TestCoversNeedsOneRangeHoldingAll(t *testing.T) {
 }
 
 func TestUncoveredListsPresentPagesOutsideTheKeptRuns(t *testing.T) {
+	t.Parallel()
 	present := []ext{{Off: 0, Len: 1000}, {Off: 2000, Len: 100}, {Off: 5000, Len: 500}}
 	keep := []ext{{Off: 100, Len: 100}, {Off: 300, Len: 50}, {Off: 2000, Len: 100}}
 	got := uncovered(present, 50, 5100, keep)
@@ -91,6 +96,7 @@ func TestUncoveredListsPresentPagesOutsideTheKeptRuns(t *testing.T) {
 }
 
 func TestSplitMaxCutsLongRanges(t *testing.T) {
+	t.Parallel()
 	got := splitMax([]ext{{Off: 0, Len: 10}, {Off: 20, Len: 4}}, 4)
 	want := []ext{{Off: 0, Len: 4}, {Off: 4, Len: 4}, {Off: 8, Len: 2}, {Off: 20, Len: 4}}
 	if !reflect.DeepEqual(got, want) {
@@ -99,6 +105,7 @@ func TestSplitMaxCutsLongRanges(t *testing.T) {
 }
 
 func TestRawSourceReadsDataPaddingAndFooter(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := randBytes(9, 3000)
 	raw := testutil.SparseFile(t, filepath.Join(dir, "d.raw"), 2<<20+3000, map[int64][]byte{2 << 20: data})

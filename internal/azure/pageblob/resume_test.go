@@ -67,6 +67,7 @@ func resumeDisk(t *testing.T, dir string) (string, int64) {
 }
 
 func TestUploadResumesAfterTheUploaderIsKilled(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	raw, data := resumeDisk(t, dir)
@@ -129,6 +130,7 @@ func TestUploadResumesAfterTheUploaderIsKilled(t *testing.T) {
 }
 
 func TestResumeSendsAgainPagesThatDifferAndClearsStalePages(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	raw, _ := resumeDisk(t, dir)
@@ -163,6 +165,7 @@ func TestResumeSendsAgainPagesThatDifferAndClearsStalePages(t *testing.T) {
 }
 
 func TestUploadOfAnotherInputRefusesAnUnfinishedBlob(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	raw, _ := resumeDisk(t, dir)
@@ -235,6 +238,7 @@ func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
 
 func TestUploadThroughThrottlingAndDroppedConnectionsStillMatches(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	u, _ := url.Parse(az.BlobURL)
 	u.Path = ""

@@ -18,6 +18,7 @@ import (
 )
 
 func TestUploadSendsOnlyNonZeroPagesOfASparse2GiBDiskAndTheBlobMatches(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	const size = 2<<30 - 1000 // not a whole MiB: padding and footer follow
@@ -91,6 +92,7 @@ func TestUploadSendsOnlyNonZeroPagesOfASparse2GiBDiskAndTheBlobMatches(t *testin
 }
 
 func TestUploadOfAFixedVHDWithDataInItsLastPageOnly(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	const size = 256 << 20
@@ -128,6 +130,7 @@ func smallDisk(t *testing.T, dir string, seed uint64) string {
 }
 
 func TestUploadReusesAnIdenticalBlobAndRefusesADifferentOne(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	raw := smallDisk(t, dir, 10)
@@ -178,6 +181,7 @@ func TestUploadReusesAnIdenticalBlobAndRefusesADifferentOne(t *testing.T) {
 }
 
 func TestUploadRefusesABlobOfAnotherSizeOrWithoutMD5(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	src, err := OpenRaw(smallDisk(t, dir, 20))
@@ -209,6 +213,7 @@ func TestUploadRefusesABlobOfAnotherSizeOrWithoutMD5(t *testing.T) {
 }
 
 func TestUploadCreatesAMissingContainerOnlyWhenAllowed(t *testing.T) {
+	t.Parallel()
 	az := testsvc.StartAzurite(t)
 	src, err := OpenRaw(smallDisk(t, t.TempDir(), 30))
 	if err != nil {
@@ -229,6 +234,7 @@ func TestUploadCreatesAMissingContainerOnlyWhenAllowed(t *testing.T) {
 }
 
 func TestOpenRejectsDisksAzureCannotTake(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	unaligned := testutil.SparseFile(t, filepath.Join(dir, "u.vhd"), 3<<20, nil)
 	ft, _ := vhd.NewFixed(3<<20, timeZero)
