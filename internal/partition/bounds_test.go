@@ -278,3 +278,49 @@ func TestReadFindsTheProtectiveEntryInAnySlotAndGPTOnlyWhereItFits(t *testing.T)
 		t.Errorf("GPT signature at byte 4096 of 8191: err = %v, want no table (two 4 KiB sectors do not fit)", err)
 	}
 }
+
+// TestFindRootTakesTheFirstOfEqualLargestPartitions: with no root type,
+// name or label to go by, the largest Linux filesystem partition is root;
+// of two of the same size, the first on the disk.
+func TestFindRootTakesTheFirstOfEqualLargestPartitions(t *testing.T) {
+	t.Parallel()
+	disk := buildGPT(512, 8192, []gptPart{
+		{typ: guidBytes(TypeLinuxFS), guid: guidBytes("EEEEEEEE-0000-0000-0000-000000000001"), first: 2048, last: 4095},
+		{typ: guidBytes(TypeLinuxFS), guid: guidBytes("EEEEEEEE-0000-0000-0000-000000000002"), first: 4096, last: 6143},
+	})
+	tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tab.FindRoot(nil, "x86_64")
+	if err != nil || c.Partition.Number != 1 {
+		t.Errorf("FindRoot = partition %d (%s), %v; want partition 1, the first of two of the same size", c.Partition.Number, c.Reason, err)
+	}
+}
+
+// TestFindBootByNameTakesLinuxAndUntypedPartitionsOnly: a partition named
+// "boot" is /boot when its type is a Linux filesystem or one this package
+// does not know, never when it is an ESP.
+func TestFindBootByNameTakesLinuxAndUntypedPartitionsOnly(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, typ string
+		found     bool
+	}{
+		{"linux filesystem", TypeLinuxFS, true},
+		{"unknown type", "12345678-1234-1234-1234-123456789ABC", true},
+		{"ESP", TypeESP, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk := buildGPT(512, 8192, []gptPart{{typ: guidBytes(tc.typ), guid: guidBytes("FFFFFFFF-0000-0000-0000-000000000001"), first: 2048, last: 4095, name: "boot"}})
+			tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok, err := tab.FindBoot(nil)
+			if err != nil || ok != tc.found || (ok && c.Partition.Number != 1) {
+				t.Errorf("FindBoot = %+v, %v, %v; want found %v", c, ok, err, tc.found)
+			}
+		})
+	}
+}
