@@ -231,23 +231,37 @@ func TestProbeAtTheEdgesOfWhatItReads(t *testing.T) {
 	copy(swap[4086:], "SWAPSPACE2")
 	btrfsAfter := make([]byte, 0x10000+0x12b+256)
 	copy(btrfsAfter[0x10000+64:], "_BHRfS_M")
+	btrfs := slices.Clone(btrfsAfter) // label ends exactly at the end
+	copy(btrfs[0x10000+32:], bytes.Repeat([]byte{0xb1}, 16))
+	copy(btrfs[0x10000+0x12b:], "pool")
+	copy(swap[1024+12:], bytes.Repeat([]byte{0x5a}, 16))
+	copy(swap[1024+28:], "swap0")
+	fat := make([]byte, 512)
+	copy(fat[54:], "FAT16   ")
+	copy(fat[39:], []byte{0x78, 0x56, 0x34, 0x12})
+	copy(fat[43:], "EFI        ")
+	fat[510], fat[511] = 0x55, 0xAA
 	for _, tc := range []struct {
 		name       string
 		data       []byte
 		size       int64 // of the partition
 		typ, label string
+		uuid       string
 	}{
-		{"ext superblock in exactly 1288 bytes", ext, int64(len(ext)), "ext2", "rootfs"},
-		{"xfs in exactly 120 bytes, label at the end", xfs, 120, "xfs", "data"},
-		{"swap signature ending at byte 4096", swap, 4096, "swap", ""},
-		{"4095 bytes of zeros", make([]byte, 4095), 4095, "", ""},
-		{"a btrfs superblock after a 4 KiB partition is not its", btrfsAfter, 4096, "", ""},
-		{"the file ends before what Probe reads", ext, 1 << 20, "ext2", "rootfs"},
+		{"ext superblock in exactly 1288 bytes", ext, int64(len(ext)), "ext2", "rootfs", "00000000-0000-0000-0000-000000000000"},
+		{"xfs in exactly 120 bytes, label at the end", xfs, 120, "xfs", "data", "00000000-0000-0000-0000-000000000000"},
+		{"swap signature ending at byte 4096", swap, 4096, "swap", "swap0", "5a5a5a5a-5a5a-5a5a-5a5a-5a5a5a5a5a5a"},
+		{"4095 bytes of zeros", make([]byte, 4095), 4095, "", "", ""},
+		{"a btrfs superblock after a 4 KiB partition is not its", btrfsAfter, 4096, "", "", ""},
+		{"btrfs with its label ending at the end", btrfs, int64(len(btrfs)), "btrfs", "pool", "b1b1b1b1-b1b1-b1b1-b1b1-b1b1b1b1b1b1"},
+		{"btrfs one byte short of its label", btrfs[:len(btrfs)-1], int64(len(btrfs) - 1), "", "", ""},
+		{"FAT16 boot sector of exactly 512 bytes", fat, 512, "vfat", "EFI", "1234-5678"},
+		{"the file ends before what Probe reads", ext, 1 << 20, "ext2", "rootfs", "00000000-0000-0000-0000-000000000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs, err := Probe(bytes.NewReader(tc.data), 0, tc.size)
-			if err != nil || fs.Type != tc.typ || fs.Label != tc.label {
-				t.Errorf("Probe = %+v, %v; want type %q label %q", fs, err, tc.typ, tc.label)
+			if err != nil || fs.Type != tc.typ || fs.Label != tc.label || fs.UUID != tc.uuid {
+				t.Errorf("Probe = %+v, %v; want type %q label %q UUID %q", fs, err, tc.typ, tc.label, tc.uuid)
 			}
 		})
 	}
@@ -322,5 +336,19 @@ func TestFindBootByNameTakesLinuxAndUntypedPartitionsOnly(t *testing.T) {
 				t.Errorf("FindBoot = %+v, %v, %v; want found %v", c, ok, err, tc.found)
 			}
 		})
+	}
+}
+
+// TestFindRootMentionsLVMOnlyWhenTheDiskHasIt: the no-root message adds the
+// LVM hint for a disk with an LVM partition, and not for one without.
+func TestFindRootMentionsLVMOnlyWhenTheDiskHasIt(t *testing.T) {
+	t.Parallel()
+	disk := buildGPT(512, 8192, []gptPart{{typ: guidBytes(TypeESP), guid: guidBytes("ABABABAB-0000-0000-0000-000000000001"), first: 2048, last: 4095}})
+	tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tab.FindRoot(nil, "x86_64"); !errors.Is(err, ErrNoRoot) || strings.Contains(err.Error(), "LVM") {
+		t.Errorf("err = %v, want ErrNoRoot without the LVM hint", err)
 	}
 }
