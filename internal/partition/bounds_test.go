@@ -236,6 +236,8 @@ func TestProbeAtTheEdgesOfWhatItReads(t *testing.T) {
 	copy(btrfs[0x10000+0x12b:], "pool")
 	copy(swap[1024+12:], bytes.Repeat([]byte{0x5a}, 16))
 	copy(swap[1024+28:], "swap0")
+	oldSwap := make([]byte, 4096)
+	copy(oldSwap[4086:], "SWAP-SPACE")
 	fat := make([]byte, 512)
 	copy(fat[54:], "FAT16   ")
 	copy(fat[39:], []byte{0x78, 0x56, 0x34, 0x12})
@@ -251,6 +253,7 @@ func TestProbeAtTheEdgesOfWhatItReads(t *testing.T) {
 		{"ext superblock in exactly 1288 bytes", ext, int64(len(ext)), "ext2", "rootfs", "00000000-0000-0000-0000-000000000000"},
 		{"xfs in exactly 120 bytes, label at the end", xfs, 120, "xfs", "data", "00000000-0000-0000-0000-000000000000"},
 		{"swap signature ending at byte 4096", swap, 4096, "swap", "swap0", "5a5a5a5a-5a5a-5a5a-5a5a-5a5a5a5a5a5a"},
+		{"old-style swap signature ending at byte 4096", oldSwap, 4096, "swap", "", "00000000-0000-0000-0000-000000000000"},
 		{"4095 bytes of zeros", make([]byte, 4095), 4095, "", "", ""},
 		{"a btrfs superblock after a 4 KiB partition is not its", btrfsAfter, 4096, "", "", ""},
 		{"btrfs with its label ending at the end", btrfs, int64(len(btrfs)), "btrfs", "pool", "b1b1b1b1-b1b1-b1b1-b1b1-b1b1b1b1b1b1"},
@@ -350,5 +353,37 @@ func TestFindRootMentionsLVMOnlyWhenTheDiskHasIt(t *testing.T) {
 	}
 	if _, err := tab.FindRoot(nil, "x86_64"); !errors.Is(err, ErrNoRoot) || strings.Contains(err.Error(), "LVM") {
 		t.Errorf("err = %v, want ErrNoRoot without the LVM hint", err)
+	}
+}
+
+// TestReadMBRNumbersLogicalPartitionsPastAnEmptyEBR: an EBR without a
+// partition (left by a deleted one) takes no number: the logical partitions
+// around it are 5 and 6.
+func TestReadMBRNumbersLogicalPartitionsPastAnEmptyEBR(t *testing.T) {
+	t.Parallel()
+	disk := make([]byte, 4096*512)
+	put := func(at int, typ byte, start, size uint32) {
+		disk[at+4] = typ
+		le32(disk[at+8:], start)
+		le32(disk[at+12:], size)
+	}
+	disk[510], disk[511] = 0x55, 0xAA
+	put(446, 0x05, 2048, 6)
+	for k, logical := range []bool{true, false, true} { // EBRs at 2048, 2050, 2052
+		ebr := (2048 + 2*k) * 512
+		disk[ebr+510], disk[ebr+511] = 0x55, 0xAA
+		if logical {
+			put(ebr+446, 0x83, 1, 1)
+		}
+		if k < 2 {
+			put(ebr+446+16, 0x05, uint32(2*(k+1)), 2)
+		}
+	}
+	tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Partitions) != 3 || tab.Partitions[1].Number != 5 || tab.Partitions[2].Number != 6 || tab.Partitions[2].Start != 2053*512 {
+		t.Errorf("partitions %+v, want the extended one, 5 on sector 2049 and 6 on sector 2053", tab.Partitions)
 	}
 }
