@@ -134,6 +134,7 @@ func benchUpload(cfg config) (string, error) {
 	}
 	defer proxy.ln.Close()
 	cs := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;BlobEndpoint=http://%s/devstoreaccount1;", devKey, proxy.ln.Addr())
+	direct := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;BlobEndpoint=http://%s/devstoreaccount1;", devKey, addr)
 	if out, err := exec.Command(az, "storage", "container", "create", "-n", "bench", "--connection-string", cs).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("az storage container create: %v: %s", err, out)
 	}
@@ -150,6 +151,9 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 			prepare: func() error { proxy.sent.Store(0); return nil }, cleanup: func() error { sentScript = proxy.sent.Load(); return nil }},
 		{name: "osimage-gallery upload (raw disk, padding and footer streamed)", argv: []string{cfg.child, "upload", raw, cs, "bench", "ours.vhd"},
 			prepare: func() error { proxy.sent.Store(0); return nil }, cleanup: func() error { sentOurs = proxy.sent.Load(); return nil }, ownPeak: true},
+		// The same upload without the counting proxy, which copies every
+		// byte in this driver's process on the same CPUs: the user's path.
+		{name: "osimage-gallery upload, straight to Azurite (no counting proxy)", argv: []string{cfg.child, "upload", raw, direct, "bench", "direct.vhd"}, ownPeak: true},
 	}
 	res, err := compare(1, contenders)
 	if err != nil {
@@ -159,7 +163,7 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 		fmt.Fprintf(os.Stderr, "bench: %s: %s, %s\n", r.name, fmtDur(r.median()), fmtMiB(r.peakRSS()))
 	}
 	fmt.Fprintf(os.Stderr, "bench: bytes sent: script %d, ours %d\n", sentScript, sentOurs)
-	floor, script2, ours := res[0], res[1], res[2]
+	floor, script2, ours, oursDirect := res[0], res[1], res[2], res[3]
 	show := func(name string) (string, error) {
 		out, err := exec.Command(az, "storage", "blob", "show", "-c", "bench", "-n", name, "--connection-string", cs, "--query", "properties.contentSettings.contentMd5", "-o", "tsv").Output()
 		if err != nil {
@@ -198,12 +202,12 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 	scriptMD5, _ := show("script.vhd")
 	data := int64(400 << 20)
 	var b strings.Builder
-	fmt.Fprintf(&b, "Command: `make bench` (suite `upload`, one run each, as the issue asks: az takes about 40 s). Machine: %s. Azurite 3.35 in memory, same instance for all; bytes are counted by a TCP proxy in front of it (request bytes, headers included). The VHD for the script is made beforehand, untimed (AlmaLinux's qemu-img step is not counted against it); ours reads the raw disk and streams padding and footer. The floor and ours are bench/child processes that report their own peak memory and are not polled while they run; the script (bash, which az runs under) is polled every 2 ms.\n\n", machine())
+	fmt.Fprintf(&b, "Command: `make bench` (suite `upload`, one run each, as the issue asks: az takes about 40 s). Machine: %s. Azurite 3.35 in memory, same instance for all; bytes are counted by a TCP proxy in front of it (request bytes, headers included); ours also runs once straight to Azurite, since the proxy copies every byte in this driver's process on the same 2 CPUs, and that run is the one held against the floor. The VHD for the script is made beforehand, untimed (AlmaLinux's qemu-img step is not counted against it); ours reads the raw disk and streams padding and footer. The floor and ours are bench/child processes that report their own peak memory and are not polled while they run; the script (bash, which az runs under) is polled every 2 ms.\n\n", machine())
 	b.WriteString("| contender | wall | vs script | vs floor | bytes sent | peak memory |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range []struct {
 		r    result
 		sent string
-	}{{floor, "-"}, {script2, fmt.Sprintf("%.1f MiB", float64(sentScript)/(1<<20))}, {ours, fmt.Sprintf("%.1f MiB", float64(sentOurs)/(1<<20))}} {
+	}{{floor, "-"}, {script2, fmt.Sprintf("%.1f MiB", float64(sentScript)/(1<<20))}, {ours, fmt.Sprintf("%.1f MiB", float64(sentOurs)/(1<<20))}, {oursDirect, "(not counted)"}} {
 		fmt.Fprintf(&b, "| %s | %s | %.2fx | %.2fx | %s | %s |\n", r.r.name, fmtDur(r.r.median()), float64(script2.median())/float64(r.r.median()),
 			float64(r.r.median())/float64(floor.median()), r.sent, fmtMiB(r.r.peakRSS()))
 	}
@@ -214,10 +218,11 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 		return "**missed**"
 	}
 	speed := float64(script2.median()) / float64(ours.median())
-	toFloor := float64(ours.median()) / float64(floor.median())
+	toFloor := float64(oursDirect.median()) / float64(floor.median())
+	toFloorProxied := float64(ours.median()) / float64(floor.median())
 	over := float64(sentOurs)/float64(data) - 1
-	fmt.Fprintf(&b, "\nTargets: at least 4x faster than the script: %.1fx, %s. Within 1.25x of the floor: %.2fx, %s. Bytes sent within 5 %% of the 400 MiB of data: %+.1f %%, %s. Memory under 256 MiB: %s, %s.\n",
-		speed, check(speed >= 4), toFloor, check(toFloor <= 1.25), over*100, check(math.Abs(over) <= 0.05), fmtMiB(ours.peakRSS()), check(ours.peakRSS() < 256<<20))
+	fmt.Fprintf(&b, "\nTargets: at least 4x faster than the script (both through the proxy): %.1fx, %s. Within 1.25x of the floor: %.2fx straight to Azurite, %s (%.2fx through the counting proxy). Bytes sent within 5 %% of the 400 MiB of data: %+.1f %%, %s. Memory under 256 MiB: %s, %s.\n",
+		speed, check(speed >= 4), toFloor, check(toFloor <= 1.25), toFloorProxied, over*100, check(math.Abs(over) <= 0.05), fmtMiB(max(ours.peakRSS(), oursDirect.peakRSS())), check(max(ours.peakRSS(), oursDirect.peakRSS()) < 256<<20))
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&b, "\nLoad average at the end of the run: %s. The script row's peak memory is bash's own (az runs as its grandchild and is not polled). On a shared 2-core machine Azurite (single-threaded node) competes for the same cores; when it is starved, the upload waits for Azurite's ingest rather than for hashing, which the floor does not need.\n", strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Fprintf(&b, "\nContent-MD5 of our blob: %s, checked against the MD5 of the raw disk, its padding and the footer read back from the blob; of the script's blob: %s.\n", oursMD5, scriptMD5)
