@@ -70,7 +70,7 @@ ssh_guest() {
 
 for arch in amd64 arm64; do
   out=$dest/$arch
-  [ -s "$out/vmlinuz" ] && [ -s "$out/busybox" ] && { [ $arch != amd64 ] || [ -s "$out/ssh/.complete" ]; } && continue
+  [ -s "$out/vmlinuz" ] && [ -s "$out/busybox" ] && { [ $arch != amd64 ] || [ -e "$out/ssh/.complete" ]; } && continue
   mkdir -p "$out"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
