@@ -57,23 +57,11 @@ func startProxy(addr string) (*countingProxy, error) {
 				// Counted as they pass, not when the connection closes:
 				// a client's kept-alive connections close only as it
 				// exits, after the run's count is read.
-				io.Copy(countingWriter{s, &p.sent}, c)
+				io.Copy(s, countingReader{c, &p.sent})
 			}()
 		}
 	}()
 	return p, nil
-}
-
-// countingWriter adds the bytes written through it to n.
-type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
-}
-
-func (c countingWriter) Write(b []byte) (int, error) {
-	k, err := c.w.Write(b)
-	c.n.Add(int64(k))
-	return k, err
 }
 
 // startAzurite runs Azurite in memory in its own process group.

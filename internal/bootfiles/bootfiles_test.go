@@ -188,30 +188,6 @@ func TestExtractFromAGPTDiskWithDebianLayout(t *testing.T) {
 	}
 }
 
-func TestExtractFollowsBootSymlinksSUSEStyle(t *testing.T) {
-	t.Parallel()
-	need(t, "debugfs")
-	tr := tree{
-		"boot/vmlinuz-5.14.21-150500.55.19-default":  "suse kernel",
-		"boot/initrd-5.14.21-150500.55.19-default":   "suse initrd",
-		"boot/vmlinuz-5.14.99-newer-but-not-default": "newer kernel, no initrd",
-		"boot/vmlinuz": "->vmlinuz-5.14.21-150500.55.19-default",
-		"boot/initrd":  "->initrd-5.14.21-150500.55.19-default",
-	}
-	img := mkfs(t, tr, 16*MiB)
-	disk, tab := gptDisk(t, 32*MiB, "-n1:0:0", "-t1:8300")
-	place(t, disk, img, tab.Partitions[0])
-	res, err := Extract(context.Background(), outputs(t, disk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.KernelVersion != "5.14.21-150500.55.19-default" {
-		t.Errorf("version %q", res.KernelVersion)
-	}
-	checkFile(t, res.Kernel, []byte("suse kernel"))
-	checkFile(t, res.Initrd, []byte("suse initrd"))
-}
-
 func TestExtractTakesTheHighestVersionWithoutLinksFedoraStyle(t *testing.T) {
 	t.Parallel()
 	need(t, "debugfs", "sfdisk")
@@ -357,31 +333,43 @@ func TestHashFile(t *testing.T) {
 	}
 }
 
-// TestExtractTakesTheKernelTheRootLinkNamesOverAHigherVersion: Debian's
-// /vmlinuz names the kernel that boots by default, even when /boot holds a
-// higher version (a newer kernel installed but not made the default).
-func TestExtractTakesTheKernelTheRootLinkNamesOverAHigherVersion(t *testing.T) {
+// TestExtractTakesTheDefaultKernelOfEachLayout: SUSE and KIWI link
+// /boot/vmlinuz and /boot/initrd to the default kernel, Debian links
+// /vmlinuz; the link wins over a higher version in /boot (a newer kernel
+// installed but not made the default).
+func TestExtractTakesTheDefaultKernelOfEachLayout(t *testing.T) {
 	t.Parallel()
 	need(t, "debugfs")
-	tr := tree{
-		"boot/vmlinuz-6.1.0-new":     "newer kernel",
-		"boot/initrd.img-6.1.0-new":  "newer initrd",
-		"boot/vmlinuz-5.10.0-def":    "default kernel",
-		"boot/initrd.img-5.10.0-def": "default initrd",
-		"vmlinuz":                    "->boot/vmlinuz-5.10.0-def",
+	for _, tc := range []struct {
+		name, typeCode          string
+		tr                      tree
+		version, kernel, initrd string
+	}{
+		{"SUSE links in /boot", "8300", tree{
+			"boot/vmlinuz-5.14.21-150500.55.19-default":  "suse kernel",
+			"boot/initrd-5.14.21-150500.55.19-default":   "suse initrd",
+			"boot/vmlinuz-5.14.99-newer-but-not-default": "newer kernel, no initrd",
+			"boot/vmlinuz": "->vmlinuz-5.14.21-150500.55.19-default",
+			"boot/initrd":  "->initrd-5.14.21-150500.55.19-default",
+		}, "5.14.21-150500.55.19-default", "suse kernel", "suse initrd"},
+		{"Debian /vmlinuz naming an older kernel", "8304", tree{
+			"boot/vmlinuz-6.1.0-new":     "newer kernel",
+			"boot/initrd.img-6.1.0-new":  "newer initrd",
+			"boot/vmlinuz-5.10.0-def":    "default kernel",
+			"boot/initrd.img-5.10.0-def": "default initrd",
+			"vmlinuz":                    "->boot/vmlinuz-5.10.0-def",
+		}, "5.10.0-def", "default kernel", "default initrd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res := extractTree(t, tc.tr, tc.typeCode)
+			if res.KernelVersion != tc.version {
+				t.Errorf("kernel version %q, want %q", res.KernelVersion, tc.version)
+			}
+			checkFile(t, res.Kernel, []byte(tc.kernel))
+			checkFile(t, res.Initrd, []byte(tc.initrd))
+		})
 	}
-	img := mkfs(t, tr, 16*MiB)
-	disk, tab := gptDisk(t, 32*MiB, "-n1:0:0", "-t1:8304")
-	place(t, disk, img, tab.Partitions[0])
-	res, err := Extract(context.Background(), outputs(t, disk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.KernelVersion != "5.10.0-def" {
-		t.Errorf("kernel version %q, want 5.10.0-def (the one /vmlinuz names)", res.KernelVersion)
-	}
-	checkFile(t, res.Kernel, []byte(tr["boot/vmlinuz-5.10.0-def"]))
-	checkFile(t, res.Initrd, []byte(tr["boot/initrd.img-5.10.0-def"]))
 }
 
 // TestCopyPartitionReportsAnErrorOfTheCopy: an error of the copy itself
@@ -405,4 +393,18 @@ func TestCopyPartitionReportsAnErrorOfTheCopy(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "copy partition 1 to ") {
 		t.Errorf("err = %v, want context.Canceled from copying partition 1", err)
 	}
+}
+
+// extractTree makes an ext4 filesystem of tr on the only partition of a
+// GPT disk (sgdisk type code typeCode) and extracts the disk's boot files.
+func extractTree(t *testing.T, tr tree, typeCode string) *Result {
+	t.Helper()
+	img := mkfs(t, tr, 16*MiB)
+	disk, tab := gptDisk(t, 32*MiB, "-n1:0:0", "-t1:"+typeCode)
+	place(t, disk, img, tab.Partitions[0])
+	res, err := Extract(context.Background(), outputs(t, disk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

@@ -72,17 +72,7 @@ func TestGPTHeaderFieldsAtTheirLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			disk := buildGPT(512, tc.sectors, []gptPart{{typ: guidBytes(TypeLinuxFS), guid: guidBytes("CCCCCCCC-0000-0000-0000-000000000001"), first: 6000, last: 6099, name: name}})
 			tc.change(disk, int64(tc.sectors))
-			tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []string
-			if tc.warning != "" {
-				want = []string{tc.warning}
-			}
-			if !slices.Equal(tab.Warnings, want) {
-				t.Errorf("warnings %q, want %q", tab.Warnings, want)
-			}
+			tab := readExpecting(t, disk, "", tc.warning)
 			if len(tab.Partitions) != 1 || tab.Partitions[0].Start != 6000*512 || tab.Partitions[0].Name != name {
 				t.Errorf("partitions %+v, want one at LBA 6000 named %s", tab.Partitions, name)
 			}
@@ -94,11 +84,7 @@ func TestGPTHeaderFieldsAtTheirLimits(t *testing.T) {
 // logical partitions of one sector, each after its own EBR.
 func mbrWithLogical(n int) []byte {
 	disk := make([]byte, 2048*512+(n+1)*2*512)
-	put := func(at int, typ byte, start, size uint32) {
-		disk[at+4] = typ
-		le32(disk[at+8:], start)
-		le32(disk[at+12:], size)
-	}
+	put := func(at int, typ byte, start, size uint32) { putMBREntry(disk, at, typ, start, size) }
 	disk[510], disk[511] = 0x55, 0xAA
 	put(446, 0x05, 2048, uint32(n+1)*2) // extended
 	for k := range n {
@@ -155,11 +141,7 @@ func TestReadMBRLogicalPartitionsAtTheExtendedPartitionsEnd(t *testing.T) {
 	// none) holds an empty EBR ending the chain.
 	build := func(extSize uint32, nextEBR uint32) []byte {
 		disk := make([]byte, 4096*512)
-		put := func(at int, typ byte, start, size uint32) {
-			disk[at+4] = typ
-			le32(disk[at+8:], start)
-			le32(disk[at+12:], size)
-		}
+		put := func(at int, typ byte, start, size uint32) { putMBREntry(disk, at, typ, start, size) }
 		disk[510], disk[511] = 0x55, 0xAA
 		put(446, 0x05, 2048, extSize)
 		ebr := 2048 * 512
@@ -362,11 +344,7 @@ func TestFindRootMentionsLVMOnlyWhenTheDiskHasIt(t *testing.T) {
 func TestReadMBRNumbersLogicalPartitionsPastAnEmptyEBR(t *testing.T) {
 	t.Parallel()
 	disk := make([]byte, 4096*512)
-	put := func(at int, typ byte, start, size uint32) {
-		disk[at+4] = typ
-		le32(disk[at+8:], start)
-		le32(disk[at+12:], size)
-	}
+	put := func(at int, typ byte, start, size uint32) { putMBREntry(disk, at, typ, start, size) }
 	disk[510], disk[511] = 0x55, 0xAA
 	put(446, 0x05, 2048, 6)
 	for k, logical := range []bool{true, false, true} { // EBRs at 2048, 2050, 2052

@@ -1,11 +1,14 @@
 package partition
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -181,4 +184,37 @@ func writeFile(t testing.TB, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// putMBREntry writes an MBR partition entry (type, first sector, sectors)
+// at byte at of disk.
+func putMBREntry(disk []byte, at int, typ byte, start, size uint32) {
+	disk[at+4] = typ
+	le32(disk[at+8:], start)
+	le32(disk[at+12:], size)
+}
+
+// readExpecting reads disk. With errWant it expects ErrCorrupt saying
+// errWant and returns nil; otherwise it expects no error and exactly the
+// one warning given ("" for none), and returns the table.
+func readExpecting(t *testing.T, disk []byte, errWant, warning string) *Table {
+	t.Helper()
+	tab, err := Read(bytes.NewReader(disk), int64(len(disk)))
+	if errWant != "" {
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), errWant) {
+			t.Fatalf("err = %v, want ErrCorrupt saying %q", err, errWant)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	if warning != "" {
+		want = []string{warning}
+	}
+	if !slices.Equal(tab.Warnings, want) {
+		t.Errorf("warnings %q, want %q", tab.Warnings, want)
+	}
+	return tab
 }
