@@ -217,7 +217,17 @@ func run(gremlins, pkg string, workers int) (string, error) {
 	cmd := exec.Command(gremlins, args...)
 	// Under OSIMAGE_REQUIRE_TOOLS=1 a missing tool fails the tests instead
 	// of skipping them, which would leave mutants alive for no reason.
-	cmd.Env = append(os.Environ(), "OSIMAGE_REQUIRE_TOOLS=1")
+	// gremlins runs each mutant's tests in a copy of the module, and the
+	// tests look for .tools next to their own source: in a copy without it
+	// (gremlins skips symlinks) every test that needs the registry, crane
+	// or Azurite would fail and "kill" every mutant. So the repository's
+	// tools also go on PATH, where the tests look next.
+	root, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	path := strings.Join([]string{filepath.Join(root, ".tools", "bin"), filepath.Join(root, ".tools", "azurite", "node_modules", ".bin"), os.Getenv("PATH")}, string(os.PathListSeparator))
+	cmd.Env = append(os.Environ(), "OSIMAGE_REQUIRE_TOOLS=1", "PATH="+path)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(os.Stderr, &log), io.MultiWriter(os.Stderr, &log)
 	t0 := time.Now()
