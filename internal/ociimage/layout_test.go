@@ -31,6 +31,13 @@ func TestLayoutOutputIsReadBackByTheLayoutPackage(t *testing.T) {
 		t.Fatalf("wrote %d blobs %d bytes", res.BlobsSent, res.BytesSent)
 	}
 
+	// The marker every OCI layout reader (skopeo, oras, umoci) looks for.
+	var marker struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "oci-layout")); err != nil || json.Unmarshal(b, &marker) != nil || marker.Version != "1.0.0" {
+		t.Errorf("oci-layout: %q, %v; want imageLayoutVersion 1.0.0", b, err)
+	}
 	lp, err := layout.FromPath(dir)
 	if err != nil {
 		t.Fatal(err)
