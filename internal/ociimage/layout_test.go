@@ -140,8 +140,14 @@ func TestALayoutWithoutSchemaVersionGetsOneAndKeepsItsEntries(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
 	other := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":2,"digest":"sha256:` + strings.Repeat("c", 64) + `","annotations":{"org.opencontainers.image.ref.name":"zz-other"}}`
-	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[`+other+`]}`), 0o644)
-	mustPublish(t, mustPlan(t, fx.entries[:1], testOptions()), Destination{Layout: dir, LockDir: t.TempDir()})
+	// Two entries without a ref name (another tool's): kept, in their order.
+	unnamed := func(c string) string {
+		return `{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":2,"digest":"sha256:` + strings.Repeat(c, 64) + `"}`
+	}
+	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[`+unnamed("b")+`,`+unnamed("a")+`,`+other+`]}`), 0o644)
+	o := testOptions()
+	o.CombinedTag = "{{ .Version }}" // three refs written one after the other
+	mustPublish(t, mustPlan(t, fx.entries[:1], o), Destination{Layout: dir, LockDir: t.TempDir()})
 	var top v1.IndexManifest
 	b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err := json.Unmarshal(b, &top); err != nil {
@@ -151,8 +157,11 @@ func TestALayoutWithoutSchemaVersionGetsOneAndKeepsItsEntries(t *testing.T) {
 	for _, d := range top.Manifests {
 		names = append(names, d.Annotations[AnnotationRefName])
 	}
-	if top.SchemaVersion != 2 || strings.Join(names, " ") != "13.1-virtualization 13.1-virtualization-amd64 zz-other" {
-		t.Fatalf("index.json schema %d refs %v", top.SchemaVersion, names)
+	if top.SchemaVersion != 2 || strings.Join(names, ",") != ",,13.1,13.1-virtualization,13.1-virtualization-amd64,zz-other" {
+		t.Fatalf("index.json schema %d refs %q", top.SchemaVersion, names)
+	}
+	if top.Manifests[0].Digest.Hex[0] != 'b' || top.Manifests[1].Digest.Hex[0] != 'a' {
+		t.Errorf("the unnamed entries were reordered: %s, %s", top.Manifests[0].Digest, top.Manifests[1].Digest)
 	}
 }
 
