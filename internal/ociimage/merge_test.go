@@ -214,3 +214,19 @@ func TestMissingFromComparesDigestAndKey(t *testing.T) {
 		t.Fatal("nil index holds nothing")
 	}
 }
+
+// TestParseIndexTakesTheDocumentsOwnMediaTypeWhenNoneWasServed: when the
+// registry or layout gives no media type, the document's own mediaType
+// decides: an index without entries is an empty index, a manifest is named
+// as such in the error.
+func TestParseIndexTakesTheDocumentsOwnMediaTypeWhenNoneWasServed(t *testing.T) {
+	t.Parallel()
+	idx, err := parseIndex("r:t", Existing{Found: true, Raw: []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}`)})
+	if err != nil || idx == nil || len(idx.Manifests) != 0 {
+		t.Errorf("index without entries: %+v, %v; want an empty index", idx, err)
+	}
+	_, err = parseIndex("r:t", Existing{Found: true, Raw: []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}`)})
+	if !errors.Is(err, ErrNotAnIndex) || !strings.Contains(err.Error(), "r:t holds a application/vnd.oci.image.manifest.v1+json") {
+		t.Errorf("manifest: err = %v, want ErrNotAnIndex naming its media type", err)
+	}
+}
