@@ -1,8 +1,10 @@
 package ociimage
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -228,5 +230,20 @@ func TestParseIndexTakesTheDocumentsOwnMediaTypeWhenNoneWasServed(t *testing.T) 
 	_, err = parseIndex("r:t", Existing{Found: true, Raw: []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}`)})
 	if !errors.Is(err, ErrNotAnIndex) || !strings.Contains(err.Error(), "r:t holds a application/vnd.oci.image.manifest.v1+json") {
 		t.Errorf("manifest: err = %v, want ErrNotAnIndex naming its media type", err)
+	}
+}
+
+// TestLockFileLivesInTheLockDirectory: the lock that serialises builds on
+// one machine is a file in Destination.LockDir when one is given.
+func TestLockFileLivesInTheLockDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	unlock, err := lockFile(context.Background(), dir, "layout:/some/dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if m, _ := filepath.Glob(filepath.Join(dir, "osimage-oci-*.lock")); len(m) != 1 {
+		t.Errorf("lock files in the lock directory: %v, want one", m)
 	}
 }
