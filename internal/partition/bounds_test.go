@@ -84,15 +84,14 @@ func TestGPTHeaderFieldsAtTheirLimits(t *testing.T) {
 // logical partitions of one sector, each after its own EBR.
 func mbrWithLogical(n int) []byte {
 	disk := make([]byte, 2048*512+(n+1)*2*512)
-	put := func(at int, typ byte, start, size uint32) { putMBREntry(disk, at, typ, start, size) }
 	disk[510], disk[511] = 0x55, 0xAA
-	put(446, 0x05, 2048, uint32(n+1)*2) // extended
+	putMBREntry(disk, 446, 0x05, 2048, uint32(n+1)*2) // extended
 	for k := range n {
 		ebr := (2048 + 2*k) * 512
 		disk[ebr+510], disk[ebr+511] = 0x55, 0xAA
-		put(ebr+446, 0x83, 1, 1) // the sector after the EBR
+		putMBREntry(disk, ebr+446, 0x83, 1, 1) // the sector after the EBR
 		if k < n-1 {
-			put(ebr+446+16, 0x05, uint32(2*(k+1)), 2) // next EBR, from the extended partition's start
+			putMBREntry(disk, ebr+446+16, 0x05, uint32(2*(k+1)), 2) // next EBR, from the extended partition's start
 		}
 	}
 	return disk
@@ -141,14 +140,13 @@ func TestReadMBRLogicalPartitionsAtTheExtendedPartitionsEnd(t *testing.T) {
 	// none) holds an empty EBR ending the chain.
 	build := func(extSize uint32, nextEBR uint32) []byte {
 		disk := make([]byte, 4096*512)
-		put := func(at int, typ byte, start, size uint32) { putMBREntry(disk, at, typ, start, size) }
 		disk[510], disk[511] = 0x55, 0xAA
-		put(446, 0x05, 2048, extSize)
+		putMBREntry(disk, 446, 0x05, 2048, extSize)
 		ebr := 2048 * 512
 		disk[ebr+510], disk[ebr+511] = 0x55, 0xAA
-		put(ebr+446, 0x83, 1, 1)
+		putMBREntry(disk, ebr+446, 0x83, 1, 1)
 		if nextEBR != 0 {
-			put(ebr+446+16, 0x05, nextEBR, 1)
+			putMBREntry(disk, ebr+446+16, 0x05, nextEBR, 1)
 			at := (2048 + int(nextEBR)) * 512
 			disk[at+510], disk[at+511] = 0x55, 0xAA
 		}
@@ -344,17 +342,16 @@ func TestFindRootMentionsLVMOnlyWhenTheDiskHasIt(t *testing.T) {
 func TestReadMBRNumbersLogicalPartitionsPastAnEmptyEBR(t *testing.T) {
 	t.Parallel()
 	disk := make([]byte, 4096*512)
-	put := func(at int, typ byte, start, size uint32) { putMBREntry(disk, at, typ, start, size) }
 	disk[510], disk[511] = 0x55, 0xAA
-	put(446, 0x05, 2048, 6)
+	putMBREntry(disk, 446, 0x05, 2048, 6)
 	for k, logical := range []bool{true, false, true} { // EBRs at 2048, 2050, 2052
 		ebr := (2048 + 2*k) * 512
 		disk[ebr+510], disk[ebr+511] = 0x55, 0xAA
 		if logical {
-			put(ebr+446, 0x83, 1, 1)
+			putMBREntry(disk, ebr+446, 0x83, 1, 1)
 		}
 		if k < 2 {
-			put(ebr+446+16, 0x05, uint32(2*(k+1)), 2)
+			putMBREntry(disk, ebr+446+16, 0x05, uint32(2*(k+1)), 2)
 		}
 	}
 	tab, err := Read(bytes.NewReader(disk), int64(len(disk)))

@@ -252,25 +252,24 @@ func TestReadMBRRejectsLoopsAndOverruns(t *testing.T) {
 	t.Parallel()
 	disk := make([]byte, 8*MiB)
 	disk[510], disk[511] = 0x55, 0xAA
-	putEntry := func(at int, typ byte, start, size uint32) { putMBREntry(disk, at, typ, start, size) }
-	putEntry(446, 0x05, 2048, 8192) // extended at sector 2048
+	putMBREntry(disk, 446, 0x05, 2048, 8192) // extended at sector 2048
 	ebr := 2048 * 512
 	disk[ebr+510], disk[ebr+511] = 0x55, 0xAA
-	putEntry(ebr+446, 0x83, 64, 1000)
-	putEntry(ebr+446+16, 0x05, 0, 100) // next EBR: itself
+	putMBREntry(disk, ebr+446, 0x83, 64, 1000)
+	putMBREntry(disk, ebr+446+16, 0x05, 0, 100) // next EBR: itself
 	_, err := Read(bytes.NewReader(disk), int64(len(disk)))
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "loops") {
 		t.Errorf("loop: err = %v", err)
 	}
 
-	putEntry(ebr+446+16, 0, 0, 0)
-	putEntry(ebr+446, 0x83, 64, 100000) // beyond the extended partition
+	putMBREntry(disk, ebr+446+16, 0, 0, 0)
+	putMBREntry(disk, ebr+446, 0x83, 64, 100000) // beyond the extended partition
 	_, err = Read(bytes.NewReader(disk), int64(len(disk)))
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "outside the extended") {
 		t.Errorf("overrun: err = %v", err)
 	}
 
-	putEntry(446, 0x83, 2048, 1<<30) // primary beyond the disk
+	putMBREntry(disk, 446, 0x83, 2048, 1<<30) // primary beyond the disk
 	_, err = Read(bytes.NewReader(disk), int64(len(disk)))
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "beyond the disk") {
 		t.Errorf("primary overrun: err = %v", err)
