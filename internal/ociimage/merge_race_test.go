@@ -190,15 +190,24 @@ func TestALostRaceIsDetectedByTheReadBackAndMergedAgain(t *testing.T) {
 				t.Fatalf("index holds %s", got)
 			}
 
-			// With one attempt only, the lost race is an error, not silence.
+			// A race lost at every attempt ends, after the attempts allowed,
+			// in an error, not in silence or in endless retries.
 			o2 := testOptions()
 			o2.Version = "13.2"
 			pc := mustPlan(t, fx.entries[:1], o2)
-			da.MaxAttempts = 1
-			da.hook = func(tag string) { tb.putIndex(ctx, tag, staleB) }
-			_, err = Publish(ctx, pc, da)
-			if !errors.Is(err, ErrLostRace) || !strings.Contains(err.Error(), ":13.2-virtualization: 1 of this build's entries missing after 1 attempts") {
-				t.Fatalf("error %v", err)
+			da.MaxAttempts = 3
+			lost := 0
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			da.hook = func(tag string) {
+				if lost++; lost > 3 {
+					cancel()
+				}
+				tb.putIndex(ctx, tag, staleB)
+			}
+			_, err = Publish(cctx, pc, da)
+			if !errors.Is(err, ErrLostRace) || lost != 3 || !strings.Contains(err.Error(), ":13.2-virtualization: 1 of this build's entries missing after 3 attempts") {
+				t.Fatalf("%d writes; error %v", lost, err)
 			}
 		})
 	}

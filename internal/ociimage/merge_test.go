@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -180,6 +181,13 @@ func TestMergeRefusesNonIndexAndCorruptIndexUnlessForced(t *testing.T) {
 	ok := []byte(`{"schemaVersion":2,"manifests":[]}`)
 	if _, _, err := Merge("r", Existing{Found: true, Raw: ok}, add, nil, false); err != nil {
 		t.Fatalf("index without mediaType: %v", err)
+	}
+	// Another tool's entry of size 0 is not ours to judge: it is kept.
+	zero := desc("s390x", "", "theirs")
+	zero.Size = 0
+	_, idx, err := Merge("r", indexOf(t, nil, zero), add, nil, false)
+	if err != nil || len(idx.Manifests) != 2 || !slices.ContainsFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == zero.Digest && d.Size == 0 }) {
+		t.Fatalf("index with an entry of size 0: %v, %+v", err, idx)
 	}
 	// Docker manifest lists are indexes too.
 	if _, _, err := Merge("r", Existing{Found: true, MediaType: string(types.DockerManifestList), Raw: ok}, add, nil, false); err != nil {

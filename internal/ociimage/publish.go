@@ -58,6 +58,9 @@ type Destination struct {
 	// hook runs after each index write; tests use it to simulate another
 	// machine writing between our write and our read-back.
 	hook func(tag string)
+	// progressTick is how often Progress hears of uploads under way;
+	// default 250ms (tests set it long to see only the final report).
+	progressTick time.Duration
 }
 
 // ManifestResult is one pushed manifest.

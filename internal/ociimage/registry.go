@@ -1,6 +1,7 @@
 package ociimage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -124,8 +125,11 @@ func (t *registryTarget) classify(op string, err error) error {
 		return nil
 	}
 	var te *transport.Error
-	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
-		return fmt.Errorf("%s %s: HTTP %d with %s: %w: %v", op, t.repo.Name(), te.StatusCode, t.creds, ErrUnauthorized, err)
+	if errors.As(err, &te) {
+		if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
+			return fmt.Errorf("%s %s: HTTP %d with %s: %w: %v", op, t.repo.Name(), te.StatusCode, t.creds, ErrUnauthorized, err)
+		}
+		return fmt.Errorf("%s %s: HTTP %d: %w", op, t.repo.Name(), te.StatusCode, err)
 	}
 	var oe *net.OpError
 	var de *net.DNSError
@@ -161,7 +165,7 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(250 * time.Millisecond)
+			tick := time.NewTicker(cmp.Or(t.d.progressTick, 250*time.Millisecond))
 			defer tick.Stop()
 			for {
 				select {
@@ -257,7 +261,7 @@ type countingTransport struct {
 	done      atomic.Int64 // bytes of finished uploads and of blobs the registry had
 
 	mu       sync.Mutex
-	inflight map[*os.File]int64 // upload body -> its offset when the request started
+	inflight map[*os.File]inflightUpload
 }
 
 func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -279,9 +283,9 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 		c.mu.Lock()
 		if c.inflight == nil {
-			c.inflight = map[*os.File]int64{}
+			c.inflight = map[*os.File]inflightUpload{}
 		}
-		c.inflight[f] = start
+		c.inflight[f] = inflightUpload{start: start, length: max(req.ContentLength, 0)}
 		c.mu.Unlock()
 		resp, err := c.base.RoundTrip(req)
 		c.mu.Lock()
@@ -317,13 +321,22 @@ func (c *countingTransport) progress() int64 {
 	n := c.done.Load()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for f, start := range c.inflight {
-		if off, err := f.Seek(0, io.SeekCurrent); err == nil && off > start {
-			n += off - start
+	for f, u := range c.inflight {
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			// net/http closes the body once it has sent it; the response
+			// (the registry checking the digest) is still to come.
+			n += u.length
+		} else if off > u.start {
+			n += off - u.start
 		}
 	}
 	return n
 }
+
+// inflightUpload is an upload body's file offset when its request started
+// and the request's length.
+type inflightUpload struct{ start, length int64 }
 
 type countingReader struct {
 	rc   io.ReadCloser
