@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
 )
 
@@ -234,4 +236,21 @@ func TestProgressEndsWithTheTotalWhenThePushSucceeds(t *testing.T) {
 	if len(calls) != 1 || calls[0] != [2]int64{size, size} {
 		t.Fatalf("progress reports %v, want one of %d of %d", calls, size, size)
 	}
+	// Reports come while uploads are under way, too.
+	calls = nil
+	mustPublish(t, p, Destination{Repository: reg + "/os/progress2", LockDir: t.TempDir(), Settle: time.Millisecond, progressTick: time.Millisecond,
+		Transport: slowUploads{remote.DefaultTransport}, Progress: func(done, total int64) { calls = append(calls, [2]int64{done, total}) }})
+	if len(calls) < 2 || calls[len(calls)-1] != [2]int64{size, size} {
+		t.Fatalf("progress reports %v, want some while uploading and last %d of %d", calls, size, size)
+	}
+}
+
+// slowUploads holds each blob upload for 100ms.
+type slowUploads struct{ base http.RoundTripper }
+
+func (s slowUploads) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.Contains(req.URL.Path, "/blobs/uploads/") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s.base.RoundTrip(req)
 }
