@@ -22,6 +22,10 @@ func TestPageAlignWidensToPagesAndMerges(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
+	// An extent ending one byte short of a page boundary ends at it.
+	if got := pageAlign([]ext{{Off: 2048, Len: 1023}}, 8192); !reflect.DeepEqual(got, []ext{{Off: 2048, Len: 1024}}) {
+		t.Fatalf("extent [2048, 3071): got %v, want [2048, 3072)", got)
+	}
 }
 
 func TestMergeJoinsOverlappingAndAdjacentRanges(t *testing.T) {
@@ -30,6 +34,10 @@ func TestMergeJoinsOverlappingAndAdjacentRanges(t *testing.T) {
 	want := []ext{{Off: 0, Len: 15}, {Off: 20, Len: 5}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+	// A range reaching past the one it overlaps extends it (not from 0).
+	if got := merge([]ext{{Off: 100, Len: 10}, {Off: 105, Len: 15}}); !reflect.DeepEqual(got, []ext{{Off: 100, Len: 20}}) {
+		t.Fatalf("[100, 110) and [105, 120): got %v, want [100, 120)", got)
 	}
 }
 
