@@ -3,9 +3,12 @@ package pageblob
 import (
 	"bytes"
 	"io"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
@@ -169,5 +172,33 @@ func TestRawSourceReadsDataPaddingAndFooter(t *testing.T) {
 	wb := wrong.Marshal()
 	if s.useFooter(wb[:]) || s.useFooter(make([]byte, 512)) {
 		t.Fatal("a footer of another size or garbage was adopted")
+	}
+}
+
+// A disk that shrinks under the upload is a read error naming it, not
+// zeros and not an endless retry of the missing bytes.
+func TestASourceFileThatShrankIsAReadError(t *testing.T) {
+	t.Parallel()
+	raw := testutil.SparseFile(t, filepath.Join(t.TempDir(), "d.raw"), 2<<20, map[int64][]byte{0: randBytes(10, 4096)})
+	s, err := OpenRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.Truncate(raw, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ReadAt(make([]byte, 4096), 1<<20+4096)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "read "+raw) {
+			t.Fatalf("reading past the new end: %v, want a read error naming %s", err, raw)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadAt of a file that shrank did not return")
 	}
 }
