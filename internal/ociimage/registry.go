@@ -268,8 +268,7 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if req.URL.Scheme == "http" && !c.allowHTTP {
 		return nil, fmt.Errorf("refusing plain HTTP to %s (only loopback registries, or insecure = true): %w", req.URL.Host, ErrUnreachable)
 	}
-	upload := req.Body != nil && (req.Method == http.MethodPatch || req.Method == http.MethodPut) && strings.Contains(req.URL.Path, "/blobs/uploads/")
-	if !upload {
+	if !isBlobUpload(req) {
 		resp, err := c.base.RoundTrip(req)
 		if err == nil && req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/blobs/") && resp.ContentLength > 0 {
 			c.done.Add(resp.ContentLength)
@@ -313,6 +312,12 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 	}
 	return resp, err
+}
+
+// isBlobUpload tells a request that carries blob bytes (a PATCH or PUT with
+// a body to an upload session) from the rest of the registry protocol.
+func isBlobUpload(req *http.Request) bool {
+	return req.Body != nil && (req.Method == http.MethodPatch || req.Method == http.MethodPut) && strings.Contains(req.URL.Path, "/blobs/uploads/")
 }
 
 // progress is the bytes done: finished and existing blobs plus what the

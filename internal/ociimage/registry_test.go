@@ -329,7 +329,7 @@ func (f *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if f.faults && r.Body != nil && (r.Method == http.MethodPatch || r.Method == http.MethodPut) && strings.Contains(r.URL.Path, "/blobs/uploads/") && r.ContentLength != 0 {
+	if f.faults && isBlobUpload(r) && r.ContentLength != 0 {
 		switch n := f.uploads.Add(1); {
 		case n == 1 || n%5 == 0:
 			f.drops.Add(1)

@@ -1,7 +1,6 @@
 package ociimage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
+	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
 // blobServer answers like a registry's blob endpoints: HEAD of a blob it
@@ -53,15 +53,11 @@ func blobServer(t testing.TB) *httptest.Server {
 	return srv
 }
 
-// fileOf opens a file of n bytes positioned at off (the transport closes
-// each request's body, so every request gets its own).
-func fileOf(t testing.TB, n, off int64) *os.File {
+// fileAt opens a sparse file of n bytes positioned at off (the transport
+// closes each request's body, so every request gets its own).
+func fileAt(t testing.TB, n, off int64) *os.File {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "blob")
-	if err := os.WriteFile(p, bytes.Repeat([]byte{7}, int(n)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(p)
+	f, err := os.Open(testutil.SparseFile(t, filepath.Join(t.TempDir(), "blob"), n, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +66,16 @@ func fileOf(t testing.TB, n, off int64) *os.File {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// waitFor polls cond every millisecond for up to 10 seconds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+	}
 }
 
 func TestTheTransportCountsBlobUploadsTheirBytesAndWhatIsDone(t *testing.T) {
@@ -97,10 +103,10 @@ func TestTheTransportCountsBlobUploadsTheirBytesAndWhatIsDone(t *testing.T) {
 	step("HEAD of a blob the registry lacks", http.MethodHead, "/v2/r/blobs/missing", nil, -1, 0, 0, 1234)
 	step("GET of a blob (a download, not an upload)", http.MethodGet, "/v2/r/blobs/sha256:aa", nil, -1, 0, 0, 1234)
 	step("HEAD of a manifest", http.MethodHead, "/v2/r/manifests/t", nil, -1, 0, 0, 1234)
-	step("PATCH of a file", http.MethodPatch, "/v2/r/blobs/uploads/u1?status=202", fileOf(t, 1000, 0), 1000, 1, 1000, 2234)
-	step("PUT of a file", http.MethodPut, "/v2/r/blobs/uploads/u2?digest=x", fileOf(t, 100, 0), 100, 2, 1100, 2334)
-	step("PUT of a file answered 500: sent, not done", http.MethodPut, "/v2/r/blobs/uploads/u3?status=500", fileOf(t, 10, 0), 10, 3, 1110, 2334)
-	step("PUT of a file answered 300: sent, not done", http.MethodPut, "/v2/r/blobs/uploads/u4?status=300", fileOf(t, 10, 0), 10, 4, 1120, 2334)
+	step("PATCH of a file", http.MethodPatch, "/v2/r/blobs/uploads/u1?status=202", fileAt(t, 1000, 0), 1000, 1, 1000, 2234)
+	step("PUT of a file", http.MethodPut, "/v2/r/blobs/uploads/u2?digest=x", fileAt(t, 100, 0), 100, 2, 1100, 2334)
+	step("PUT of a file answered 500: sent, not done", http.MethodPut, "/v2/r/blobs/uploads/u3?status=500", fileAt(t, 10, 0), 10, 3, 1110, 2334)
+	step("PUT of a file answered 300: sent, not done", http.MethodPut, "/v2/r/blobs/uploads/u4?status=300", fileAt(t, 10, 0), 10, 4, 1120, 2334)
 	step("PUT closing an upload, no body: no blob", http.MethodPut, "/v2/r/blobs/uploads/u5?digest=x", http.NoBody, -1, 4, 1120, 2334)
 	step("PUT of a manifest: no blob", http.MethodPut, "/v2/r/manifests/t", strings.NewReader(`{"schemaVersion":2}`), -1, 4, 1120, 2334)
 	step("PATCH of a stream", http.MethodPatch, "/v2/r/blobs/uploads/u6", io.NopCloser(strings.NewReader("0123456789")), 10, 5, 1130, 2344)
@@ -142,7 +148,7 @@ func TestProgressOfAnUploadUnderWayIsWhatItSentSinceItStarted(t *testing.T) {
 					close(release)
 				}
 			}()
-			f := sparseFileAt(t, c.start+c.length, c.start)
+			f := fileAt(t, c.start+c.length, c.start)
 			ct := &countingTransport{base: &http.Transport{}, allowHTTP: true}
 			req, _ := http.NewRequest(http.MethodPatch, srv.URL+"/v2/r/blobs/uploads/u", f)
 			req.ContentLength = c.length
@@ -156,24 +162,18 @@ func TestProgressOfAnUploadUnderWayIsWhatItSentSinceItStarted(t *testing.T) {
 			}()
 			<-started
 			if c.sent != nil {
-				deadline := time.Now().Add(10 * time.Second)
-				for off := c.start; off == c.start; off, _ = f.Seek(0, io.SeekCurrent) {
-					if time.Now().After(deadline) {
-						t.Fatal("net/http did not start reading the body")
-					}
-					time.Sleep(time.Millisecond)
-				}
+				waitFor(t, "net/http did not start reading the body", func() bool {
+					off, _ := f.Seek(0, io.SeekCurrent)
+					return off != c.start
+				})
 				if got := ct.progress(); !c.sent(got) {
 					t.Errorf("progress of %d bytes from offset %d under way: %d", c.length, c.start, got)
 				}
 			} else {
-				deadline := time.Now().Add(10 * time.Second)
-				for _, err := f.Seek(0, io.SeekCurrent); err == nil; _, err = f.Seek(0, io.SeekCurrent) {
-					if time.Now().After(deadline) {
-						t.Fatal("net/http did not close the body after sending it")
-					}
-					time.Sleep(time.Millisecond)
-				}
+				waitFor(t, "net/http did not close the body after sending it", func() bool {
+					_, err := f.Seek(0, io.SeekCurrent)
+					return err != nil
+				})
 				if got := ct.progress(); got != c.length {
 					t.Errorf("progress of a sent %d-byte body awaiting its response: %d", c.length, got)
 				}
@@ -187,23 +187,6 @@ func TestProgressOfAnUploadUnderWayIsWhatItSentSinceItStarted(t *testing.T) {
 			}
 		})
 	}
-}
-
-// sparseFileAt opens a sparse file of n bytes positioned at off.
-func sparseFileAt(t testing.TB, n, off int64) *os.File {
-	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), "sparse"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	if err := f.Truncate(n); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 func TestAForbiddenRegistryIsUnauthorizedAndAServerErrorIsNot(t *testing.T) {
@@ -249,7 +232,7 @@ func TestProgressEndsWithTheTotalWhenThePushSucceeds(t *testing.T) {
 type slowUploads struct{ base http.RoundTripper }
 
 func (s slowUploads) RoundTrip(req *http.Request) (*http.Response, error) {
-	if strings.Contains(req.URL.Path, "/blobs/uploads/") {
+	if isBlobUpload(req) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return s.base.RoundTrip(req)
