@@ -5,18 +5,21 @@ import (
 	"cmp"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	azpageblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
@@ -39,10 +42,43 @@ func (c *putCounter) Do(req *policy.Request) (*http.Response, error) {
 	return req.Next()
 }
 
+// putPageMD5 does what Azure does and Azurite does not: a Put Page whose
+// Content-MD5 is missing or is not the MD5 of its body is answered 400
+// Md5Mismatch (so a wrong transactional MD5 fails every test through
+// target). checked counts the Put Pages it passed.
+type putPageMD5 struct{ checked atomic.Int64 }
+
+func (c *putPageMD5) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	if r.Method != http.MethodPut || r.URL.Query().Get("comp") != "page" || header(r, "x-ms-page-write") != "update" {
+		return req.Next()
+	}
+	var body []byte
+	if req.Body() != nil {
+		b, err := io.ReadAll(req.Body())
+		if err != nil {
+			return nil, err
+		}
+		if err := req.RewindBody(); err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	sum := md5.Sum(body)
+	if got, want := header(r, "Content-MD5"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
+		msg := fmt.Sprintf("Put Page %s: Content-MD5 %q, but the MD5 of its %d bytes is %q", header(r, "x-ms-range"), got, len(body), want)
+		return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Md5Mismatch", Request: r,
+			Header: http.Header{"X-Ms-Error-Code": {"Md5Mismatch"}, "Content-Type": {"text/plain"}},
+			Body:   io.NopCloser(strings.NewReader(msg))}, nil
+	}
+	c.checked.Add(1)
+	return req.Next()
+}
+
 func target(t testing.TB, az *testsvc.Azurite, container, name string, createContainer bool, extra ...policy.Policy) Target {
 	t.Helper()
 	tg, err := NewTarget(ClientConfig{ConnectionString: az.ConnectionString, Container: container, BlobName: name,
-		Retry: fastRetry, PerRetryPolicies: extra, CreateContainer: createContainer})
+		Retry: fastRetry, PerRetryPolicies: append([]policy.Policy{&putPageMD5{}}, extra...), CreateContainer: createContainer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +224,9 @@ func md5Of(t *testing.T, src *Source) []byte {
 
 func putPages(t *testing.T, tg Target, off int64, b []byte) {
 	t.Helper()
-	if _, err := tg.Blob.UploadPages(context.Background(), nopCloser(b), blob.HTTPRange{Offset: off, Count: int64(len(b))}, nil); err != nil {
+	sum := md5.Sum(b)
+	if _, err := tg.Blob.UploadPages(context.Background(), nopCloser(b), blob.HTTPRange{Offset: off, Count: int64(len(b))},
+		&azpageblob.UploadPagesOptions{TransactionalValidation: blob.TransferValidationTypeMD5(sum[:])}); err != nil {
 		t.Fatal(err)
 	}
 }
