@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,18 @@ func TestASourceFileThatShrankIsAReadError(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ReadAt of a file that shrank did not return")
+	}
+}
+
+func TestDefaultParallelIsAzcopysRule(t *testing.T) {
+	t.Parallel()
+	// azcopy: 16 per CPU, at least 32, at most 300.
+	for cpus, want := range map[int]int{1: 32, 2: 32, 3: 48, 4: 64, 8: 128, 18: 288, 19: 300, 64: 300} {
+		if got := parallelFor(cpus); got != want {
+			t.Errorf("parallelFor(%d) = %d, want %d", cpus, got, want)
+		}
+	}
+	if got, want := DefaultParallel(), parallelFor(runtime.NumCPU()); got != want {
+		t.Errorf("DefaultParallel() = %d on %d CPUs, want %d", got, runtime.NumCPU(), want)
 	}
 }

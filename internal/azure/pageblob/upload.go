@@ -49,9 +49,11 @@ const (
 	MetaMD5     = "osimagemd5"    // hex MD5 of the whole blob once complete
 )
 
-// DefaultParallel is azcopy's default concurrency: 16 per CPU, at least 32
-// and at most 300.
-func DefaultParallel() int { return min(max(16*runtime.NumCPU(), 32), 300) }
+// DefaultParallel is azcopy's default concurrency for this machine's CPUs.
+func DefaultParallel() int { return parallelFor(runtime.NumCPU()) }
+
+// parallelFor is azcopy's rule: 16 per CPU, at least 32 and at most 300.
+func parallelFor(cpus int) int { return min(max(16*cpus, 32), 300) }
 
 // Target is where the blob goes.
 type Target struct {
