@@ -23,6 +23,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
+	"github.com/osimage/packer-plugin-osimage/internal/vhd"
 )
 
 // slowPuts delays every Put Page so a child upload can be killed mid-way.
@@ -134,6 +135,14 @@ func TestResumeSendsAgainPagesThatDifferAndClearsStalePages(t *testing.T) {
 	az := testsvc.StartAzurite(t)
 	dir := t.TempDir()
 	raw, _ := resumeDisk(t, dir)
+	// An all-zero page inside the data of the sixth chunk: allocated in
+	// the file, so its 4 MiB window is read, but zero, so not sent.
+	zeroInData := int64(5*(8<<20) + 4096 + 64<<10)
+	if f, err := os.OpenFile(raw, os.O_WRONLY, 0); err != nil {
+		t.Fatal(err)
+	} else if _, err := f.WriteAt(make([]byte, PageSize), zeroInData); err != nil || f.Close() != nil {
+		t.Fatal(err)
+	}
 	src, err := OpenRaw(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -154,11 +163,15 @@ func TestResumeSendsAgainPagesThatDifferAndClearsStalePages(t *testing.T) {
 	putPages(t, tg, 8<<20+4096, bad)                 // wrong bytes: sent again
 	putPages(t, tg, 100<<20+512, randBytes(1, 1024)) // where the disk is zero: cleared
 	putPages(t, tg, 16<<20, randBytes(2, 4096))      // zero pages right before data: cleared
+	putPages(t, tg, zeroInData, randBytes(3, 512))   // a zero page inside data: cleared
 	res, err := Upload(ctx, tg, src, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Verified != 1<<20 || res.Cleared != 1024+4096 || res.BytesSent != res.DataBytes-1<<20 {
+	if want := int64(24<<20 - PageSize + vhd.FooterSize); res.DataBytes != want {
+		t.Fatalf("data %d bytes, want %d (24 MiB less the zero page, and the footer)", res.DataBytes, want)
+	}
+	if res.Verified != 1<<20 || res.Cleared != 1024+4096+PageSize || res.BytesSent != res.DataBytes-1<<20 {
 		t.Fatalf("verified %d cleared %d sent %d of %d", res.Verified, res.Cleared, res.BytesSent, res.DataBytes)
 	}
 	expectMatches(t, tg, src, res.MD5)
