@@ -16,6 +16,9 @@ type sample struct {
 	wall   time.Duration
 	op     time.Duration // the operation alone, as timed inside our child processes
 	maxRSS int64         // bytes
+	// cpu is the user + system time of the child and the descendants it
+	// waited for (wait4's rusage).
+	cpu time.Duration
 	// fields are other "name: nanoseconds" lines a child printed.
 	fields map[string]time.Duration
 }
@@ -64,7 +67,7 @@ func runOnce(argv []string, poll bool) (sample, error) {
 	if err != nil {
 		return sample{}, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, stderr.String())
 	}
-	smp := sample{wall: wall, maxRSS: polled, fields: map[string]time.Duration{}}
+	smp := sample{wall: wall, maxRSS: polled, fields: map[string]time.Duration{}, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		name, val, ok := strings.Cut(line, ": ")
 		var ns int64
@@ -121,6 +124,35 @@ func (r result) medianOp() time.Duration {
 		ws[i] = s.op
 	}
 	return median(ws)
+}
+
+// medianCPU is the median of the runs' CPU times.
+func (r result) medianCPU() time.Duration {
+	ws := make([]time.Duration, len(r.samples))
+	for i, s := range r.samples {
+		ws[i] = s.cpu
+	}
+	return median(ws)
+}
+
+// procCPU is the user + system time a running process has used so far,
+// from /proc/PID/stat (in clock ticks of 10 ms).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11]+" "+f[12], &ut, &st); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %v", pid, err)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
 func (r result) peakRSS() int64 {

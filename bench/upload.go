@@ -4,7 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/md5"
-	"encoding/base64"
+	"encoding"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
@@ -12,12 +13,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+
+	"github.com/osimage/packer-plugin-osimage/internal/azure/pageblob"
 	"github.com/osimage/packer-plugin-osimage/internal/vhd"
 )
 
@@ -64,33 +68,42 @@ func startProxy(addr string) (*countingProxy, error) {
 	return p, nil
 }
 
-// startAzurite runs Azurite in memory in its own process group.
-func startAzurite(root string) (addr string, stop func(), err error) {
+// startAzurite runs Azurite in memory in its own process group, on port.
+func startAzurite(root string, port int) (pid int, stop func(), err error) {
 	bin := filepath.Join(root, ".tools/azurite/node_modules/.bin/azurite-blob")
-	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", "0", "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence", "--loose")
+	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence", "--loose")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("azurite (make tools): %w", err)
+		return 0, nil, fmt.Errorf("azurite (make tools): %w", err)
 	}
 	stop = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
-	re := regexp.MustCompile(`listens on http://(127\.0\.0\.1:\d+)`)
-	found := make(chan string, 1)
+	found := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+			if strings.Contains(sc.Text(), fmt.Sprintf("listens on http://127.0.0.1:%d", port)) {
+				found <- struct{}{}
 			}
 		}
 	}()
 	select {
-	case addr = <-found:
-		return addr, stop, nil
+	case <-found:
+		return cmd.Process.Pid, stop, nil
 	case <-time.After(60 * time.Second):
 		stop()
-		return "", nil, fmt.Errorf("azurite did not start")
+		return 0, nil, fmt.Errorf("azurite did not start on port %d", port)
 	}
+}
+
+// freePort is a loopback port nothing listens on now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func benchUpload(cfg config) (string, error) {
@@ -111,11 +124,11 @@ func benchUpload(cfg config) (string, error) {
 		return "", err
 	}
 	defer os.Remove(fixed)
-	addr, stop, err := startAzurite(root)
+	port, err := freePort()
 	if err != nil {
 		return "", err
 	}
-	defer stop()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	proxy, err := startProxy(addr)
 	if err != nil {
 		return "", err
@@ -123,25 +136,83 @@ func benchUpload(cfg config) (string, error) {
 	defer proxy.ln.Close()
 	cs := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;BlobEndpoint=http://%s/devstoreaccount1;", devKey, proxy.ln.Addr())
 	direct := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;BlobEndpoint=http://%s/devstoreaccount1;", devKey, addr)
-	if out, err := exec.Command(az, "storage", "container", "create", "-n", "bench", "--connection-string", cs).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("az storage container create: %v: %s", err, out)
-	}
 	// The content MD5 the script passes, computed untimed; the timed script
 	// runs md5sum itself as AlmaLinux's does.
 	script := fmt.Sprintf(`set -e
 sum=$(md5sum %[1]q | cut -d' ' -f1)
 b64=$(printf %%s "$sum" | xxd -r -p | base64)
 %[2]q storage blob upload --type page --content-md5 "$b64" -f %[1]q -c bench -n script.vhd --connection-string %[3]q --only-show-errors >/dev/null`, fixed, az, cs)
+	// Every upload gets a fresh, empty Azurite (started and stopped
+	// untimed), as every run of the oci suite gets a fresh registry: one
+	// instance for all would make later contenders pay for the garbage of
+	// earlier ones (it keeps 4 GiB blobs in node's heap). Its CPU time
+	// during the run is read from /proc: it shares the machine's CPUs
+	// with the contender.
+	serverCPU := map[string]time.Duration{}
+	var azPid int
+	var azStop func()
+	var azBefore time.Duration
+	defer func() {
+		if azStop != nil {
+			azStop()
+		}
+	}()
+	blobClient := func(name string) (pageblob.Target, error) {
+		return pageblob.NewTarget(pageblob.ClientConfig{ConnectionString: direct, Container: "bench", BlobName: name, CreateContainer: true})
+	}
+	freshAzurite := func() error {
+		var err error
+		if azPid, azStop, err = startAzurite(root, port); err != nil {
+			return err
+		}
+		tg, err := blobClient("none")
+		if err != nil {
+			return err
+		}
+		if _, err := tg.Container.Create(context.Background(), nil); err != nil {
+			return fmt.Errorf("create the container: %w", err)
+		}
+		proxy.sent.Store(0)
+		azBefore, err = procCPU(azPid)
+		return err
+	}
+	stopAzurite := func(name string, check func() error) error {
+		after, err := procCPU(azPid)
+		if err != nil {
+			return err
+		}
+		serverCPU[name] = after - azBefore
+		err = check()
+		azStop()
+		azStop = nil
+		return err
+	}
 	var sentScript, sentOurs int64
+	var scriptMD5, oursMD5 string
+	const (
+		nFloor  = "floor: MD5 of the whole 4 GiB blob alone (crypto/md5, holes as zeros)"
+		nScript = "AlmaLinux's way: md5sum of the fixed VHD + az storage blob upload --type page --content-md5"
+		nOurs   = "osimage-gallery upload (raw disk, padding and footer streamed)"
+		nDirect = "osimage-gallery upload, straight to Azurite (no counting proxy)"
+	)
 	contenders := []contender{
-		{name: "floor: MD5 of the whole 4 GiB blob alone (crypto/md5, holes as zeros)", argv: []string{cfg.child, "md5", fixed}, ownPeak: true},
-		{name: "AlmaLinux's way: md5sum of the fixed VHD + az storage blob upload --type page --content-md5", argv: []string{"bash", "-c", script},
-			prepare: func() error { proxy.sent.Store(0); return nil }, cleanup: func() error { sentScript = proxy.sent.Load(); return nil }},
-		{name: "osimage-gallery upload (raw disk, padding and footer streamed)", argv: []string{cfg.child, "upload", raw, cs, "bench", "ours.vhd"},
-			prepare: func() error { proxy.sent.Store(0); return nil }, cleanup: func() error { sentOurs = proxy.sent.Load(); return nil }, ownPeak: true},
+		{name: nFloor, argv: []string{cfg.child, "md5", fixed}, ownPeak: true},
+		{name: nScript, argv: []string{"bash", "-c", script}, prepare: freshAzurite,
+			cleanup: func() error {
+				sentScript = proxy.sent.Load()
+				return stopAzurite(nScript, func() (err error) { scriptMD5, err = contentMD5(blobClient, "script.vhd"); return err })
+			}},
+		{name: nOurs, argv: []string{cfg.child, "upload", raw, cs, "bench", "ours.vhd"}, ownPeak: true, prepare: freshAzurite,
+			cleanup: func() error {
+				sentOurs = proxy.sent.Load()
+				return stopAzurite(nOurs, func() (err error) { oursMD5, err = checkOurs(blobClient, "ours.vhd", raw); return err })
+			}},
 		// The same upload without the counting proxy, which copies every
 		// byte in this driver's process on the same CPUs: the user's path.
-		{name: "osimage-gallery upload, straight to Azurite (no counting proxy)", argv: []string{cfg.child, "upload", raw, direct, "bench", "direct.vhd"}, ownPeak: true},
+		{name: nDirect, argv: []string{cfg.child, "upload", raw, direct, "bench", "direct.vhd"}, ownPeak: true, prepare: freshAzurite,
+			cleanup: func() error {
+				return stopAzurite(nDirect, func() error { _, err := checkOurs(blobClient, "direct.vhd", raw); return err })
+			}},
 	}
 	res, err := compare(1, contenders)
 	if err != nil {
@@ -152,52 +223,23 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 	}
 	fmt.Fprintf(os.Stderr, "bench: bytes sent: script %d, ours %d\n", sentScript, sentOurs)
 	floor, script2, ours, oursDirect := res[0], res[1], res[2], res[3]
-	show := func(name string) (string, error) {
-		out, err := exec.Command(az, "storage", "blob", "show", "-c", "bench", "-n", name, "--connection-string", cs, "--query", "properties.contentSettings.contentMd5", "-o", "tsv").Output()
-		if err != nil {
-			return "", err
-		}
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(out)))
-		return fmt.Sprintf("%x", b), err
-	}
-	// Our blob must hold the raw disk, its padding and a valid footer, and
-	// its Content-MD5 must be the MD5 of those bytes (the footer's id and
-	// timestamp differ from the script's VHD, so the sums differ).
-	oursMD5, err := show("ours.vhd")
-	if err != nil {
-		return "", err
-	}
-	footer := filepath.Join(dir, "footer")
-	defer os.Remove(footer)
-	if out, err := exec.Command(az, "storage", "blob", "download", "-c", "bench", "-n", "ours.vhd", "-f", footer, "--start-range", fmt.Sprint(4<<30), "--end-range", fmt.Sprint(4<<30+511), "--connection-string", cs, "--only-show-errors").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("download our footer: %v: %s", err, out)
-	}
-	fb, err := os.ReadFile(footer)
-	if err != nil {
-		return "", err
-	}
-	if ft, err := vhd.Decode(fb); err != nil || ft.CurrentSize != 4<<30 {
-		return "", fmt.Errorf("our blob's footer: %+v %v", ft, err)
-	}
-	sum := md5.New()
-	f, _ := os.Open(raw)
-	io.Copy(sum, f)
-	f.Close()
-	sum.Write(fb)
-	if want := fmt.Sprintf("%x", sum.Sum(nil)); oursMD5 != want {
-		return "", fmt.Errorf("our blob's Content-MD5 %s, want %s", oursMD5, want)
-	}
-	scriptMD5, _ := show("script.vhd")
 	data := int64(400 << 20)
 	var b strings.Builder
-	fmt.Fprintf(&b, "Command: `make bench` (suite `upload`, one run each, as the issue asks: az takes about 40 s). Machine: %s. Azurite 3.35 in memory, same instance for all; bytes are counted by a TCP proxy in front of it (request bytes, headers included); ours also runs once straight to Azurite, since the proxy copies every byte in this driver's process on the same 2 CPUs, and that run is the one held against the floor. The VHD for the script is made beforehand, untimed (AlmaLinux's qemu-img step is not counted against it); ours reads the raw disk and streams padding and footer. The floor and ours are bench/child processes that report their own peak memory and are not polled while they run; the script (bash, which az runs under) is polled every 2 ms.\n\n", machine())
-	b.WriteString("| contender | wall | vs script | vs floor | bytes sent | peak memory |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "Command: `make bench` (suite `upload`, one run each, as the issue asks: az takes about 40 s). Machine: %s. Azurite 3.35 in memory, a fresh instance for every upload (started, given its container and stopped untimed; before 2026-12-01 evening one instance served all, so later contenders found the earlier ones' blobs in node's heap); bytes are counted by a TCP proxy in front of it (request bytes, headers included); ours also runs once straight to Azurite, since the proxy copies every byte in this driver's process on the same 2 CPUs, and that run is the one held against the floor. The VHD for the script is made beforehand, untimed (AlmaLinux's qemu-img step is not counted against it); ours reads the raw disk and streams padding and footer. The floor and ours are bench/child processes that report their own peak memory and are not polled while they run; the script (bash, which az runs under) is polled every 2 ms.\n\n", machine())
+	b.WriteString("| contender | wall | vs script | vs floor | bytes sent | peak memory | CPU time | Azurite's CPU time | both, per wall second |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	azCPU := func(name string) string {
+		if d, ok := serverCPU[name]; ok {
+			return fmtDur(d)
+		}
+		return "-"
+	}
 	for _, r := range []struct {
 		r    result
 		sent string
 	}{{floor, "-"}, {script2, fmt.Sprintf("%.1f MiB", float64(sentScript)/(1<<20))}, {ours, fmt.Sprintf("%.1f MiB", float64(sentOurs)/(1<<20))}, {oursDirect, "(not counted)"}} {
-		fmt.Fprintf(&b, "| %s | %s | %.2fx | %.2fx | %s | %s |\n", r.r.name, fmtDur(r.r.median()), float64(script2.median())/float64(r.r.median()),
-			float64(r.r.median())/float64(floor.median()), r.sent, fmtMiB(r.r.peakRSS()))
+		cpu := r.r.medianCPU()
+		fmt.Fprintf(&b, "| %s | %s | %.2fx | %.2fx | %s | %s | %s | %s | %.2f |\n", r.r.name, fmtDur(r.r.median()), float64(script2.median())/float64(r.r.median()),
+			float64(r.r.median())/float64(floor.median()), r.sent, fmtMiB(r.r.peakRSS()), fmtDur(cpu), azCPU(r.r.name), float64(cpu+serverCPU[r.r.name])/float64(r.r.median()))
 	}
 	check := func(ok bool) string {
 		if ok {
@@ -211,8 +253,76 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 	over := float64(sentOurs)/float64(data) - 1
 	fmt.Fprintf(&b, "\nTargets: at least 4x faster than the script (both through the proxy): %.1fx, %s. Within 1.25x of the floor: %.2fx straight to Azurite, %s (%.2fx through the counting proxy). Bytes sent within 5 %% of the 400 MiB of data: %+.1f %%, %s. Memory under 256 MiB: %s, %s.\n",
 		speed, check(speed >= 4), toFloor, check(toFloor <= 1.25), toFloorProxied, over*100, check(math.Abs(over) <= 0.05), fmtMiB(max(ours.peakRSS(), oursDirect.peakRSS())), check(max(ours.peakRSS(), oursDirect.peakRSS()) < 256<<20))
+	fmt.Fprintf(&b, "\nCPU time is the contender's own (user + system, with the children it waited for: az under bash); Azurite's is read from /proc/PID/stat before and after the same run (10 ms ticks); the last column is how many of the machine's %d CPUs the two kept busy on average. The floor needs one CPU for its whole run, so ours can only come near it if the hasher keeps one CPU to itself while Azurite and the rest of the upload fit on the other.\n", runtime.NumCPU())
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&b, "\nLoad average at the end of the run: %s. The script row's peak memory is bash's own (az runs as its grandchild and is not polled). On a shared 2-core machine Azurite (single-threaded node) competes for the same cores; when it is starved, the upload waits for Azurite's ingest rather than for hashing, which the floor does not need.\n", strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Fprintf(&b, "\nContent-MD5 of our blob: %s, checked against the MD5 of the raw disk, its padding and the footer read back from the blob; of the script's blob: %s.\n", oursMD5, scriptMD5)
 	return b.String(), nil
+}
+
+// contentMD5 is the hex Content-MD5 of a blob.
+func contentMD5(client func(string) (pageblob.Target, error), name string) (string, error) {
+	tg, err := client(name)
+	if err != nil {
+		return "", err
+	}
+	p, err := tg.Blob.GetProperties(context.Background(), nil)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return hex.EncodeToString(p.ContentMD5), nil
+}
+
+// rawState is the MD5 state after the raw disk, hashed once for every
+// check of our blobs (their footers differ: id and timestamp).
+var rawState []byte
+
+// checkOurs checks one of our blobs: it must hold the raw disk, its
+// padding (none: 4 GiB is MiB-aligned) and a valid footer, and its
+// Content-MD5 must be the MD5 of those bytes. It returns that MD5.
+func checkOurs(client func(string) (pageblob.Target, error), name, raw string) (string, error) {
+	tg, err := client(name)
+	if err != nil {
+		return "", err
+	}
+	ctx := context.Background()
+	resp, err := tg.Blob.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: 4 << 30, Count: vhd.FooterSize}})
+	if err != nil {
+		return "", fmt.Errorf("download the footer of %s: %w", name, err)
+	}
+	fb, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", err
+	}
+	if ft, err := vhd.Decode(fb); err != nil || ft.CurrentSize != 4<<30 {
+		return "", fmt.Errorf("the footer of %s: %+v %v", name, ft, err)
+	}
+	h := md5.New()
+	if rawState == nil {
+		f, err := os.Open(raw)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+		if rawState, err = h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
+			return "", err
+		}
+	} else if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rawState); err != nil {
+		return "", err
+	}
+	h.Write(fb)
+	want := hex.EncodeToString(h.Sum(nil))
+	got, err := contentMD5(client, name)
+	if err != nil {
+		return "", err
+	}
+	if got != want {
+		return "", fmt.Errorf("%s: Content-MD5 %s, want %s (the raw disk and its footer)", name, got, want)
+	}
+	return got, nil
 }

@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -150,9 +151,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: child OPERATION ARGS...")
 		os.Exit(2)
 	}
+	if path := os.Getenv("CHILD_CPUPROFILE"); path != "" {
+		// A CPU profile of the operation, for finding where its time goes.
+		f, err := os.Create(path)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	start := time.Now()
 	if err := ops[os.Args[1]](os.Args[2:]); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	fmt.Printf("op-ns: %d\n", time.Since(start).Nanoseconds())
