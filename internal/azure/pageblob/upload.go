@@ -325,6 +325,8 @@ type job struct {
 	c     *chunk
 	r     sparse.Extent
 	clear bool
+	// sum is the run's MD5 for its Put Page, computed by the reader.
+	sum [md5.Size]byte
 }
 
 type hashItem struct {
@@ -455,8 +457,13 @@ func pass(ctx context.Context, t Target, src *Source, o Options, present []spars
 				hashq <- hashItem{c: c}
 				for i, r := range runs {
 					res.DataBytes += r.Len
+					// The transactional MD5 is taken here rather than in
+					// the workers: the hasher, the long pole, then shares
+					// the CPUs with one busy goroutine of ours and not
+					// with up to Parallel of them (BENCHMARKS.md, upload).
+					j := job{c: c, r: r, sum: md5.Sum(c.buf[r.Off-off : r.End()-off])}
 					select {
-					case jobs <- job{c: c, r: r}:
+					case jobs <- j:
 					case <-gctx.Done():
 						for range len(runs) - i {
 							release(c)
@@ -508,9 +515,8 @@ func (j job) run(ctx context.Context, t Target, present []sparse.Extent, sent, r
 			return nil
 		}
 	}
-	sum := md5.Sum(data)
 	_, err := t.Blob.UploadPages(ctx, streaming.NopCloser(bytes.NewReader(data)), rng,
-		&azpageblob.UploadPagesOptions{TransactionalValidation: blob.TransferValidationTypeMD5(sum[:])})
+		&azpageblob.UploadPagesOptions{TransactionalValidation: blob.TransferValidationTypeMD5(j.sum[:])})
 	if err != nil {
 		return fmt.Errorf("put pages %d-%d: %w", j.r.Off, j.r.End()-1, err)
 	}
