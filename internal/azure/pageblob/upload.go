@@ -329,6 +329,9 @@ type job struct {
 	sum [md5.Size]byte
 }
 
+// data is the run's bytes in its chunk.
+func (j job) data() []byte { return j.c.buf[j.r.Off-j.c.off : j.r.End()-j.c.off] }
+
 type hashItem struct {
 	c     *chunk
 	zeros int64
@@ -463,7 +466,8 @@ func pass(ctx context.Context, t Target, src *Source, o Options, present []spars
 					// with up to Parallel of them (BENCHMARKS.md, upload).
 					// One goroutine hashes about 600 MB/s of data; Azure
 					// targets up to 60 MiB/s into a single page blob.
-					j := job{c: c, r: r, sum: md5.Sum(c.buf[r.Off-off : r.End()-off])}
+					j := job{c: c, r: r}
+					j.sum = md5.Sum(j.data())
 					select {
 					case jobs <- j:
 					case <-gctx.Done():
@@ -506,7 +510,7 @@ func (j job) run(ctx context.Context, t Target, present []sparse.Extent, sent, r
 		cleared.Add(j.r.Len)
 		return nil
 	}
-	data := j.c.buf[j.r.Off-j.c.off : j.r.End()-j.c.off]
+	data := j.data()
 	if covers(present, j.r) {
 		have, err := download(ctx, t, j.r.Off, j.r.Len)
 		if err != nil {
