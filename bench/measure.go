@@ -104,9 +104,14 @@ type result struct {
 }
 
 func (r result) median() time.Duration {
+	return r.medianBy(func(s sample) time.Duration { return s.wall })
+}
+
+// medianBy is the median of one duration of every run.
+func (r result) medianBy(f func(sample) time.Duration) time.Duration {
 	ws := make([]time.Duration, len(r.samples))
 	for i, s := range r.samples {
-		ws[i] = s.wall
+		ws[i] = f(s)
 	}
 	return median(ws)
 }
@@ -119,20 +124,12 @@ func median(ds []time.Duration) time.Duration {
 
 // medianOp is the median of the in-process operation times.
 func (r result) medianOp() time.Duration {
-	ws := make([]time.Duration, len(r.samples))
-	for i, s := range r.samples {
-		ws[i] = s.op
-	}
-	return median(ws)
+	return r.medianBy(func(s sample) time.Duration { return s.op })
 }
 
 // medianCPU is the median of the runs' CPU times.
 func (r result) medianCPU() time.Duration {
-	ws := make([]time.Duration, len(r.samples))
-	for i, s := range r.samples {
-		ws[i] = s.cpu
-	}
-	return median(ws)
+	return r.medianBy(func(s sample) time.Duration { return s.cpu })
 }
 
 // procCPU is the user + system time a running process has used so far,

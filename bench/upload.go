@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/md5"
-	"encoding"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"net"
@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/osimage/packer-plugin-osimage/internal/azure/pageblob"
+	"github.com/osimage/packer-plugin-osimage/internal/sparse"
 	"github.com/osimage/packer-plugin-osimage/internal/vhd"
 )
 
@@ -68,42 +70,73 @@ func startProxy(addr string) (*countingProxy, error) {
 	return p, nil
 }
 
-// startAzurite runs Azurite in memory in its own process group, on port.
-func startAzurite(root string, port int) (pid int, stop func(), err error) {
-	bin := filepath.Join(root, ".tools/azurite/node_modules/.bin/azurite-blob")
-	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence", "--loose")
+// azurite runs Azurite in memory on a fixed loopback address, with the
+// container "bench". Reset stops it and starts a fresh, empty one, so every
+// upload meets the same server (as the oci suite's registry); cpu is the
+// CPU time it has used since.
+type azurite struct {
+	root, addr string
+	cmd        *exec.Cmd
+	cpu0       time.Duration
+}
+
+func (a *azurite) reset() error {
+	a.stop()
+	host, port, _ := net.SplitHostPort(a.addr)
+	cmd := exec.Command(filepath.Join(a.root, ".tools/azurite/node_modules/.bin/azurite-blob"), "--blobHost", host, "--blobPort", port,
+		"--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence", "--loose")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
-		return 0, nil, fmt.Errorf("azurite (make tools): %w", err)
+		return fmt.Errorf("azurite (make tools): %w", err)
 	}
-	stop = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
+	a.cmd = cmd
 	found := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), fmt.Sprintf("listens on http://127.0.0.1:%d", port)) {
+			if strings.Contains(sc.Text(), "listens on http://"+a.addr) {
 				found <- struct{}{}
 			}
 		}
 	}()
 	select {
 	case <-found:
-		return cmd.Process.Pid, stop, nil
 	case <-time.After(60 * time.Second):
-		stop()
-		return 0, nil, fmt.Errorf("azurite did not start on port %d", port)
+		return fmt.Errorf("azurite did not start on %s", a.addr)
+	}
+	cc, err := container.NewClientFromConnectionString(connectionString(a.addr), "bench", nil)
+	if err != nil {
+		return err
+	}
+	if _, err := cc.Create(context.Background(), nil); err != nil {
+		return fmt.Errorf("create the container: %w", err)
+	}
+	a.cpu0, err = procCPU(cmd.Process.Pid)
+	return err
+}
+
+// cpu is the CPU time Azurite used since reset.
+func (a *azurite) cpu() (time.Duration, error) {
+	t, err := procCPU(a.cmd.Process.Pid)
+	return t - a.cpu0, err
+}
+
+func (a *azurite) stop() {
+	if a.cmd != nil {
+		syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		a.cmd.Wait()
+		a.cmd = nil
 	}
 }
 
-// freePort is a loopback port nothing listens on now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+// blob is a client for a blob in the container, straight to Azurite.
+func (a *azurite) blob(name string) (pageblob.Target, error) {
+	return pageblob.NewTarget(pageblob.ClientConfig{ConnectionString: connectionString(a.addr), Container: "bench", BlobName: name})
+}
+
+func connectionString(addr string) string {
+	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;BlobEndpoint=http://%s/devstoreaccount1;", devKey, addr)
 }
 
 func benchUpload(cfg config) (string, error) {
@@ -124,18 +157,28 @@ func benchUpload(cfg config) (string, error) {
 		return "", err
 	}
 	defer os.Remove(fixed)
-	port, err := freePort()
+	addr, err := freeAddr()
 	if err != nil {
 		return "", err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	proxy, err := startProxy(addr)
 	if err != nil {
 		return "", err
 	}
 	defer proxy.ln.Close()
-	cs := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;BlobEndpoint=http://%s/devstoreaccount1;", devKey, proxy.ln.Addr())
-	direct := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;BlobEndpoint=http://%s/devstoreaccount1;", devKey, addr)
+	cs, direct := connectionString(proxy.ln.Addr().String()), connectionString(addr)
+	// What our blobs must hash to: the raw disk (hashed once, holes as
+	// zeros without reading them) and then each blob's own footer.
+	rawMD5 := md5.New()
+	f, err := os.Open(raw)
+	if err != nil {
+		return "", err
+	}
+	_, err = sparse.HashFile(context.Background(), f, sparse.CopyOptions{Hashes: []io.Writer{rawMD5}})
+	f.Close()
+	if err != nil {
+		return "", err
+	}
 	// The content MD5 the script passes, computed untimed; the timed script
 	// runs md5sum itself as AlmaLinux's does.
 	script := fmt.Sprintf(`set -e
@@ -143,49 +186,24 @@ sum=$(md5sum %[1]q | cut -d' ' -f1)
 b64=$(printf %%s "$sum" | xxd -r -p | base64)
 %[2]q storage blob upload --type page --content-md5 "$b64" -f %[1]q -c bench -n script.vhd --connection-string %[3]q --only-show-errors >/dev/null`, fixed, az, cs)
 	// Every upload gets a fresh, empty Azurite (started and stopped
-	// untimed), as every run of the oci suite gets a fresh registry: one
-	// instance for all would make later contenders pay for the garbage of
-	// earlier ones (it keeps 4 GiB blobs in node's heap). Its CPU time
-	// during the run is read from /proc: it shares the machine's CPUs
+	// untimed): one instance for all would make later contenders pay for
+	// the garbage of earlier ones (it keeps 4 GiB blobs in node's heap).
+	// Its CPU time during the run is kept: it shares the machine's CPUs
 	// with the contender.
+	srv := &azurite{root: root, addr: addr}
+	defer srv.stop()
 	serverCPU := map[string]time.Duration{}
-	var azPid int
-	var azStop func()
-	var azBefore time.Duration
-	defer func() {
-		if azStop != nil {
-			azStop()
-		}
-	}()
-	blobClient := func(name string) (pageblob.Target, error) {
-		return pageblob.NewTarget(pageblob.ClientConfig{ConnectionString: direct, Container: "bench", BlobName: name, CreateContainer: true})
-	}
-	freshAzurite := func() error {
-		var err error
-		if azPid, azStop, err = startAzurite(root, port); err != nil {
-			return err
-		}
-		tg, err := blobClient("none")
-		if err != nil {
-			return err
-		}
-		if _, err := tg.Container.Create(context.Background(), nil); err != nil {
-			return fmt.Errorf("create the container: %w", err)
-		}
+	fresh := func() error {
 		proxy.sent.Store(0)
-		azBefore, err = procCPU(azPid)
-		return err
+		return srv.reset()
 	}
-	stopAzurite := func(name string, check func() error) error {
-		after, err := procCPU(azPid)
+	done := func(name string, check func() error) error {
+		d, err := srv.cpu()
 		if err != nil {
 			return err
 		}
-		serverCPU[name] = after - azBefore
-		err = check()
-		azStop()
-		azStop = nil
-		return err
+		serverCPU[name] = d
+		return check()
 	}
 	var sentScript, sentOurs int64
 	var scriptMD5, oursMD5 string
@@ -197,21 +215,21 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 	)
 	contenders := []contender{
 		{name: nFloor, argv: []string{cfg.child, "md5", fixed}, ownPeak: true},
-		{name: nScript, argv: []string{"bash", "-c", script}, prepare: freshAzurite,
+		{name: nScript, argv: []string{"bash", "-c", script}, prepare: fresh,
 			cleanup: func() error {
 				sentScript = proxy.sent.Load()
-				return stopAzurite(nScript, func() (err error) { scriptMD5, err = contentMD5(blobClient, "script.vhd"); return err })
+				return done(nScript, func() (err error) { scriptMD5, err = contentMD5(srv, "script.vhd"); return err })
 			}},
-		{name: nOurs, argv: []string{cfg.child, "upload", raw, cs, "bench", "ours.vhd"}, ownPeak: true, prepare: freshAzurite,
+		{name: nOurs, argv: []string{cfg.child, "upload", raw, cs, "bench", "ours.vhd"}, ownPeak: true, prepare: fresh,
 			cleanup: func() error {
 				sentOurs = proxy.sent.Load()
-				return stopAzurite(nOurs, func() (err error) { oursMD5, err = checkOurs(blobClient, "ours.vhd", raw); return err })
+				return done(nOurs, func() (err error) { oursMD5, err = checkOurs(srv, "ours.vhd", rawMD5); return err })
 			}},
 		// The same upload without the counting proxy, which copies every
 		// byte in this driver's process on the same CPUs: the user's path.
-		{name: nDirect, argv: []string{cfg.child, "upload", raw, direct, "bench", "direct.vhd"}, ownPeak: true, prepare: freshAzurite,
+		{name: nDirect, argv: []string{cfg.child, "upload", raw, direct, "bench", "direct.vhd"}, ownPeak: true, prepare: fresh,
 			cleanup: func() error {
-				return stopAzurite(nDirect, func() error { _, err := checkOurs(blobClient, "direct.vhd", raw); return err })
+				return done(nDirect, func() error { _, err := checkOurs(srv, "direct.vhd", rawMD5); return err })
 			}},
 	}
 	res, err := compare(1, contenders)
@@ -261,8 +279,8 @@ b64=$(printf %%s "$sum" | xxd -r -p | base64)
 }
 
 // contentMD5 is the hex Content-MD5 of a blob.
-func contentMD5(client func(string) (pageblob.Target, error), name string) (string, error) {
-	tg, err := client(name)
+func contentMD5(az *azurite, name string) (string, error) {
+	tg, err := az.blob(name)
 	if err != nil {
 		return "", err
 	}
@@ -273,20 +291,16 @@ func contentMD5(client func(string) (pageblob.Target, error), name string) (stri
 	return hex.EncodeToString(p.ContentMD5), nil
 }
 
-// rawState is the MD5 state after the raw disk, hashed once for every
-// check of our blobs (their footers differ: id and timestamp).
-var rawState []byte
-
-// checkOurs checks one of our blobs: it must hold the raw disk, its
-// padding (none: 4 GiB is MiB-aligned) and a valid footer, and its
-// Content-MD5 must be the MD5 of those bytes. It returns that MD5.
-func checkOurs(client func(string) (pageblob.Target, error), name, raw string) (string, error) {
-	tg, err := client(name)
+// checkOurs checks one of our blobs: it must hold the raw disk (whose MD5
+// state is raw), its padding (none: 4 GiB is MiB-aligned) and a valid
+// footer, and its Content-MD5 must be the MD5 of those bytes (footers
+// differ in id and timestamp). It returns that MD5.
+func checkOurs(az *azurite, name string, raw hash.Hash) (string, error) {
+	tg, err := az.blob(name)
 	if err != nil {
 		return "", err
 	}
-	ctx := context.Background()
-	resp, err := tg.Blob.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: 4 << 30, Count: vhd.FooterSize}})
+	resp, err := tg.Blob.DownloadStream(context.Background(), &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: 4 << 30, Count: vhd.FooterSize}})
 	if err != nil {
 		return "", fmt.Errorf("download the footer of %s: %w", name, err)
 	}
@@ -298,26 +312,13 @@ func checkOurs(client func(string) (pageblob.Target, error), name, raw string) (
 	if ft, err := vhd.Decode(fb); err != nil || ft.CurrentSize != 4<<30 {
 		return "", fmt.Errorf("the footer of %s: %+v %v", name, ft, err)
 	}
-	h := md5.New()
-	if rawState == nil {
-		f, err := os.Open(raw)
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return "", err
-		}
-		if rawState, err = h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
-			return "", err
-		}
-	} else if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rawState); err != nil {
+	h, err := raw.(hash.Cloner).Clone()
+	if err != nil {
 		return "", err
 	}
 	h.Write(fb)
 	want := hex.EncodeToString(h.Sum(nil))
-	got, err := contentMD5(client, name)
+	got, err := contentMD5(az, name)
 	if err != nil {
 		return "", err
 	}
