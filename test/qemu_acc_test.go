@@ -1,17 +1,20 @@
 package test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/osimage/packer-plugin-osimage/builder/disk/disktest"
+	"github.com/osimage/packer-plugin-osimage/internal/qemu"
 	"github.com/osimage/packer-plugin-osimage/internal/qemu/qemutest"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 	"github.com/osimage/packer-plugin-osimage/test/acc"
@@ -313,4 +316,91 @@ func TestPackerStopsTheVMWhenAProvisionerFailsOrTheUserPressesCtrlC(t *testing.T
 		p.Interrupt(t, 2*time.Minute)
 		failedBuildLeftNothing(t, out, p.Output())
 	})
+}
+
+// Smoke-test guests that print the pattern and power off at once, x86_64
+// and aarch64 side by side (issue 22: QEMU exiting under the QMP power-off
+// request failed the aarch64 build in two runs of four).
+const qemuPowerOffAtOnceTemplate = acc.RequiredPlugins + `
+variable "src"  { type = string }
+variable "out"  { type = string }
+variable "x86"  { type = map(string) }
+variable "arm"  { type = map(string) }
+
+source "osimage-disk" "smoke" {
+  source_image = var.src
+  boot_files   = "never"
+  communicator = "none"
+}
+
+build {
+  source "source.osimage-disk.smoke" {
+    name             = "x86"
+    key              = "smoke-x86"
+    arch             = "x86_64"
+    firmware         = "bios"
+    output_directory = "${var.out}/x86"
+    qemu {
+      accelerator = "tcg"
+      kernel      = var.x86.kernel
+      initrd      = var.x86.initrd
+      append      = var.x86.append
+      boot_check {
+        expect  = var.x86.expect
+        timeout = "8m"
+      }
+    }
+  }
+  source "source.osimage-disk.smoke" {
+    name             = "arm"
+    key              = "smoke-arm"
+    arch             = "aarch64"
+    firmware         = "uefi"
+    output_directory = "${var.out}/arm"
+    qemu {
+      accelerator = "tcg"
+      kernel      = var.arm.kernel
+      initrd      = var.arm.initrd
+      append      = var.arm.append
+      boot_check {
+        expect  = var.arm.expect
+        timeout = "8m"
+      }
+    }
+  }
+}
+`
+
+func TestPackerGuestsThatPowerOffRightAfterTheBootCheckSucceedEveryTime(t *testing.T) {
+	t.Parallel()
+	env := acc.Setup(t)
+	testutil.NeedTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	testutil.NeedTool(t, "qemu-system-aarch64", "qemu-system-arm")
+	guests := map[string]qemutest.Guest{"x86": qemutest.New(t, "x86_64"), "arm": qemutest.New(t, "aarch64")}
+	dir := t.TempDir()
+	d := disktest.Make(t, dir, "src.raw", disktest.Options{})
+	srcSum := fileSHA256(t, d.Path)
+	acc.WriteTemplate(t, dir, "smoke.pkr.hcl", qemuPowerOffAtOnceTemplate)
+	vars := []string{"-var", "src=" + d.Path}
+	for name, g := range guests {
+		vars = append(vars, "-var", fmt.Sprintf(`%s={kernel=%q, initrd=%q, append=%q, expect=%q}`,
+			name, g.Kernel, g.Initrd, g.Append("exit"), qemutest.Marker+g.Arch))
+	}
+	for run := range 3 {
+		out := filepath.Join(dir, fmt.Sprintf("run%d", run))
+		r := env.MustRun(t, dir, nil, append([]string{"build", "-parallel-builds=2", "-var", "out=" + out}, append(vars, ".")...)...)
+		o := r.Output()
+		if strings.Contains(o, "did not power off") || strings.Count(o, "QEMU exited") != 2 {
+			t.Errorf("run %d: both guests power off cleanly:\n%s", run, o)
+		}
+		for name, g := range guests {
+			tail := qemu.Tail(filepath.Join(out, name, "serial.log"), 3)
+			if !slices.Contains(tail, qemutest.Marker+g.Arch) || len(tail) == 0 || !strings.HasSuffix(tail[len(tail)-1], "reboot: Power down") {
+				t.Errorf("run %d, %s: serial.log must be complete, the marker then the power-off; it ends with %q", run, name, tail)
+			}
+			if got := fileSHA256(t, filepath.Join(out, name, "smoke-"+name+".raw")); got != srcSum {
+				t.Errorf("run %d, %s: the disk changed (boot_check runs on a snapshot)", run, name)
+			}
+		}
+	}
 }

@@ -241,6 +241,13 @@ func (s *stepQEMUShutdown) Run(ctx context.Context, state multistep.StateBag) mu
 			ui.Sayf("The guest did not power off within %v; QEMU was killed (the disk was not written: boot_check runs on a snapshot)", s.timeout)
 			return multistep.ActionContinue
 		}
+		if errors.Is(err, qemu.ErrExited) {
+			// QEMU ended by itself, with an error status.
+			if s.wrote {
+				return halt(state, fmt.Errorf("qemu: the disk may be incomplete: %w", err))
+			}
+			return halt(state, fmt.Errorf("qemu: %w", err))
+		}
 		return halt(state, fmt.Errorf("qemu: the guest did not power off, the disk may be incomplete: %w", err))
 	}
 	ui.Say("QEMU exited")

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,7 +34,14 @@ type VM struct {
 	err    error         // QEMU's exit error, valid after done
 	stop   chan struct{} // closed by Kill to end the context watcher
 	once   sync.Once
+	killed atomic.Bool // set by kill before it signals QEMU
 }
+
+// reaped, when set (tests only) before Start, runs after that VM's QEMU has
+// been reaped and before Done is closed: it widens the window in which QEMU is gone but the VM
+// does not know it yet, the race a guest that powers itself off right
+// after its boot check runs into.
+var reaped func()
 
 // Error is a failure of a running VM with the end of its serial console.
 type Error struct {
@@ -63,7 +72,7 @@ func (e *Error) Unwrap() error { return e.Err }
 var ErrTimeout = errors.New("timed out")
 
 // ErrExited is the cause when QEMU exited while it was expected to run.
-var ErrExited = errors.New("qemu exited")
+var ErrExited = errors.New("QEMU exited")
 
 // Start launches QEMU for l (no shell; its own process group, killed with
 // the plugin). The serial log is truncated first.
@@ -89,8 +98,12 @@ func Start(ctx context.Context, l Launch) (*VM, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
+	hook := reaped
 	go func() {
 		v.err = cmd.Wait()
+		if hook != nil {
+			hook()
+		}
 		close(v.done)
 	}()
 	go func() {
@@ -129,7 +142,7 @@ func (v *VM) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Durati
 			if re.Match(text) {
 				return nil
 			}
-			return v.fail("boot_check", fmt.Errorf("%w before the serial console matched %q (%v)", ErrExited, re, v.err))
+			return v.fail("boot_check", fmt.Errorf("%w (%s) before the serial console matched %q", ErrExited, v.status(), re))
 		case <-ctx.Done():
 			return v.fail("boot_check", ctx.Err())
 		case <-deadline.C:
@@ -144,13 +157,16 @@ func (v *VM) Powerdown() error {
 	return qmp(v.Launch.QMPSocket, "system_powerdown")
 }
 
-// Wait waits up to timeout for QEMU to exit by itself.
+// Wait waits up to timeout for QEMU to exit by itself. QEMU exiting with
+// status 0 is a clean power-off (nil); any other status is an *Error
+// naming it. A QEMU this VM killed counts as exited: whoever killed it has
+// reported why.
 func (v *VM) Wait(ctx context.Context, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-v.done:
-		return nil
+		return v.exitErr("shutdown")
 	case <-ctx.Done():
 		return v.fail("shutdown", ctx.Err())
 	case <-t.C:
@@ -159,28 +175,63 @@ func (v *VM) Wait(ctx context.Context, timeout time.Duration) error {
 }
 
 // Shutdown powers the guest off through QMP and waits up to timeout for
-// QEMU to exit; then it kills QEMU. It returns nil when the guest powered
-// off by itself, an *Error (QEMU killed) otherwise.
+// QEMU to exit; then it kills QEMU. It returns nil when QEMU exited with
+// status 0, whether the power button did it or the guest powered itself
+// off before, during or after the request (a guest that powers off right
+// after its boot check closes the QMP socket under the request). It
+// returns an *Error when QEMU exited with another status, or stayed up
+// past timeout (QEMU killed; a QMP failure is named then).
 func (v *VM) Shutdown(ctx context.Context, timeout time.Duration) error {
 	select {
 	case <-v.done:
-		return nil
+		return v.exitErr("shutdown")
 	default:
 	}
-	if err := v.Powerdown(); err != nil {
-		select {
-		case <-v.done: // exited while we connected
-			return nil
-		default:
-		}
-		v.Kill()
-		return v.fail("shutdown", fmt.Errorf("QMP system_powerdown: %w (qemu killed)", err))
-	}
-	if err := v.Wait(ctx, timeout); err != nil {
-		v.Kill()
+	qerr := v.Powerdown()
+	err := v.Wait(ctx, timeout)
+	if err == nil || !v.stillRunning() {
 		return err
 	}
-	return nil
+	v.Kill()
+	if qerr != nil && errors.Is(err, ErrTimeout) {
+		return v.fail("shutdown", fmt.Errorf("%w: QMP system_powerdown: %v; qemu still running %v later (qemu killed)", ErrTimeout, qerr, timeout))
+	}
+	return err
+}
+
+// stillRunning reports whether QEMU has not exited.
+func (v *VM) stillRunning() bool {
+	select {
+	case <-v.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// exitErr is nil for a QEMU that exited with status 0 (or that this VM
+// killed), an *Error naming the status otherwise. Valid after done.
+func (v *VM) exitErr(op string) error {
+	if v.err == nil || v.killed.Load() {
+		return nil
+	}
+	return v.fail(op, fmt.Errorf("%w (%s)", ErrExited, v.status()))
+}
+
+// status says how QEMU ended: "status 0", "status 1", "killed by signal
+// killed". Valid after done.
+func (v *VM) status() string {
+	st := v.cmd.ProcessState
+	switch {
+	case st == nil:
+		return fmt.Sprintf("not waited for: %v", v.err)
+	case st.Exited():
+		return fmt.Sprintf("status %d", st.ExitCode())
+	}
+	if ws, ok := st.Sys().(interface{ Signal() syscall.Signal }); ok && ws.Signal() > 0 {
+		return "killed by signal " + ws.Signal().String()
+	}
+	return st.String()
 }
 
 // Kill kills QEMU (its whole process group) and waits for it to be gone.
@@ -197,6 +248,7 @@ func (v *VM) kill() {
 		select {
 		case <-v.done:
 		default:
+			v.killed.Store(true)
 			killGroup(v.cmd)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,6 +103,13 @@ func TestBootCheckFailsWhenQEMUExitsFirstAndShowsWhatQEMUSaid(t *testing.T) {
 	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "missing.raw") {
 		t.Fatalf("want ErrExited with qemu's complaint about missing.raw, got %v", err)
 	}
+	if !strings.Contains(err.Error(), "QEMU exited (status 1) before the serial console matched") || strings.Contains(err.Error(), "<nil>") {
+		t.Fatalf("the early exit must name QEMU's exit status: %v", err)
+	}
+	// Shutting down a QEMU that failed is not a clean power-off.
+	if err := vm.Shutdown(context.Background(), time.Second); !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "status 1") {
+		t.Fatalf("Shutdown of a QEMU that exited with status 1: want ErrExited naming it, got %v", err)
+	}
 }
 
 func TestStartNamesTheDebianPackageOfAMissingEmulator(t *testing.T) {
@@ -136,11 +144,94 @@ func TestUEFIBootWithOVMFReachesThePattern(t *testing.T) {
 	if err := vm.WaitFor(context.Background(), upRE, time.Second); err != nil {
 		t.Fatalf("the pattern is in the log of a guest that has exited: %v", err)
 	}
-	if err := vm.WaitFor(context.Background(), regexp.MustCompile("never printed"), bootTimeout); !errors.Is(err, ErrExited) {
-		t.Fatalf("want ErrExited, got %v", err)
+	err = vm.WaitFor(context.Background(), regexp.MustCompile("never printed"), bootTimeout)
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "QEMU exited (status 0) before") {
+		t.Fatalf("want ErrExited naming status 0, got %v", err)
 	}
 	if err := vm.Shutdown(context.Background(), time.Second); err != nil {
 		t.Fatalf("shutting down an exited VM is a no-op, got %v", err)
+	}
+}
+
+// A guest that prints the boot check's pattern and powers off at once
+// (smoke-test images do this): QEMU is exiting, or gone, when the QMP
+// power-off request comes. Every time, that is a clean power-off.
+func TestAGuestThatPowersOffRightAfterTheBootCheckShutsDownCleanlyEveryTime(t *testing.T) {
+	for _, arch := range []string{ArchX86_64, ArchAarch64} {
+		t.Run(arch, func(t *testing.T) {
+			needQEMU(t, arch)
+			g := testGuest(t, arch)
+			re := regexp.MustCompile(guestMarker + arch)
+			for i := range 4 {
+				dir := shortDir(t)
+				vm, err := Start(context.Background(), g.launch(dir, "exit"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := vm.WaitFor(context.Background(), re, bootTimeout); err != nil {
+					vm.Kill()
+					t.Fatalf("boot %d: %v", i, err)
+				}
+				if err := vm.Shutdown(context.Background(), time.Minute); err != nil {
+					vm.Kill()
+					t.Fatalf("boot %d: a guest that powered itself off is a clean power-off, got %v", i, err)
+				}
+				if st := vm.cmd.ProcessState; !st.Exited() || st.ExitCode() != 0 {
+					t.Fatalf("boot %d: qemu should have exited by itself with 0: %v", i, st)
+				}
+				// Complete: the marker, then the kernel's last word.
+				if tail := vm.Tail(3); !slices.ContainsFunc(tail, re.MatchString) || !strings.HasSuffix(lastLine(tail), "reboot: Power down") {
+					t.Fatalf("boot %d: serial.log must hold the marker and end with the power-off, ends with %q", i, tail)
+				}
+			}
+		})
+	}
+}
+
+// The race forced: QEMU has exited (and been reaped) after the match, but
+// the VM learns it only later; the QMP request then finds no QEMU. Before,
+// that was "the guest did not power off" and QEMU "killed".
+func TestShutdownIsCleanWhenQEMUExitsBetweenTheMatchAndTheQMPRequest(t *testing.T) {
+	needQEMU(t, ArchX86_64)
+	g := testGuest(t, ArchX86_64)
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	reaped = func() { <-release }
+	defer func() { reaped = nil }()
+	vm, err := Start(context.Background(), g.launch(shortDir(t), "exit"))
+	reaped = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		free()
+		vm.Kill()
+	}()
+	if err := vm.WaitFor(context.Background(), upRE, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !gone(vm.Pid()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the guest did not power off within a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := vm.Powerdown(); err == nil {
+		t.Fatal("QMP answered although QEMU is gone: the race is not forced")
+	}
+	select {
+	case <-vm.Done():
+		t.Fatal("Done is closed: the race is not forced")
+	default:
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		free()
+	}()
+	if err := vm.Shutdown(context.Background(), time.Minute); err != nil {
+		t.Fatalf("QEMU exited with 0 before the power-off request: a clean power-off, got %v", err)
 	}
 }
 
@@ -311,10 +402,13 @@ func TestShutdownKillsWhenQMPIsUnreachable(t *testing.T) {
 	}
 	defer vm.Kill()
 	vm.Launch.QMPSocket = filepath.Join(filepath.Dir(l.QMPSocket), "elsewhere.sock")
-	err = vm.Shutdown(context.Background(), time.Minute)
+	// Unreachable QMP is not a failure by itself (the guest may be
+	// powering off by itself): QEMU staying up past the timeout is.
+	err = vm.Shutdown(context.Background(), 3*time.Second)
 	var e *Error
-	if !errors.As(err, &e) || !strings.Contains(err.Error(), "QMP system_powerdown") || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("want the QMP failure named and QEMU killed, got %v", err)
+	if !errors.As(err, &e) || !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "QMP system_powerdown") ||
+		!strings.Contains(err.Error(), "still running 3s later (qemu killed)") {
+		t.Fatalf("want the QMP failure named, the timeout and QEMU killed, got %v", err)
 	}
 	if !gone(vm.Pid()) {
 		t.Fatal("qemu survived")
