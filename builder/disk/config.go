@@ -363,7 +363,11 @@ func (c *Config) defaultsFromVariant() {
 func (k *KiwiConfig) prepare(c *Config) []error {
 	var errs []error
 	if k.Description == "" {
-		errs = append(errs, errors.New("kiwi.description is required (or a variant whose definition_type is kiwi): a KIWI description directory or its .kiwi/config.xml file"))
+		msg := "kiwi.description is required (or a variant whose definition_type is kiwi): a KIWI description directory or its .kiwi/config.xml file"
+		if c.variant.Key != "" {
+			msg += fmt.Sprintf("; variant %s has no definition (its image has no `definition` in the TOML): give kiwi.description, or drop kiwi {} and set source_image", c.variant.Key)
+		}
+		errs = append(errs, errors.New(msg))
 	} else {
 		desc, err := filepath.Abs(k.Description)
 		if err != nil {

@@ -105,6 +105,14 @@ func TestPrepareWithoutAVariantNeedsAKiwiDescription(t *testing.T) {
 	wantErr(t, err, "kiwi.description is required")
 }
 
+// An image without a definition in the TOML (its disks come from
+// elsewhere) built with kiwi {} by mistake: the error names the variant.
+func TestKiwiForAVariantWithoutADefinitionNamesTheVariant(t *testing.T) {
+	_, err := prepare(t, map[string]interface{}{"kiwi": map[string]interface{}{},
+		"variant": `{"key":"edge-x86_64-virtualization","image":"edge","arch":"x86_64","platform":"virtualization"}`})
+	wantErr(t, err, "kiwi.description is required", "variant edge-x86_64-virtualization has no definition", "set source_image")
+}
+
 func TestTheArtifactCarriesTheVariantFromTheMatrixWhole(t *testing.T) {
 	desc := description(t, "vm-base.kiwi")
 	raw := matrixVariant(t, filepath.Join(desc, "vm-base.kiwi"))

@@ -35,12 +35,16 @@ type Config struct {
 	// Drop a variant if any entry matches (like Alpine's `--skip`), with the
 	// same matching as `only`. Defaults to none.
 	Skip []string `mapstructure:"skip"`
-	// Turn warnings into errors: a publish label that matches no target, a
-	// target without an image for a variant's arch, an image store that
-	// names no target, an image naming an undefined distro, a `skip` entry
-	// that matches nothing. Defaults to `false` (warnings are returned in
-	// `warnings` and logged).
-	Strict bool `mapstructure:"strict"`
+	// How warnings are treated. Warnings are an output (`warnings`), not
+	// printed: Packer shows a data source's messages only in its log
+	// (`PACKER_LOG=1`). Unset (the default): a publish label that no target
+	// of the tree carries (a typo, when the tree has targets) is an error,
+	// the rest are warnings. `true`: every warning is an error (a publish
+	// label that matches no target of the chosen version, a target without
+	// an image for a variant's arch, an image store that names no target, an
+	// image naming an undefined distro, a `skip` entry that matches
+	// nothing); the examples set it. `false`: all of them are warnings.
+	Strict config.Trilean `mapstructure:"strict"`
 }
 
 // Prepare decodes and validates the configuration.

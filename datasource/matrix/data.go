@@ -43,7 +43,7 @@ func Run(c Config) (*DatasourceOutput, error) {
 		return nil, fmt.Errorf("osimage-matrix: %w", err)
 	}
 	vs, warns2, err := imagedef.Expand(tree, imagedef.Options{
-		Distro: c.Distro, Version: c.Version, Only: c.Only, Skip: c.Skip, Strict: c.Strict,
+		Distro: c.Distro, Version: c.Version, Only: c.Only, Skip: c.Skip, Strict: c.Strict.True(), Lenient: c.Strict.False(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("osimage-matrix: %w", err)

@@ -23,6 +23,10 @@
 #     }
 #     post-processor "osimage-vhd" {}
 #   }
+#
+# Validate with `packer validate --evaluate-datasources DIR`: without the
+# flag the data source does not run, the matrix is unknown and Packer cannot
+# expand `for_each` ("value must be known").
 packer {
   required_plugins {
     osimage = {
@@ -46,6 +50,7 @@ variable "only" {
 data "osimage-matrix" "azl" {
   config = "${path.root}/azldev.toml"
   only   = var.only
+  strict = true # warnings are errors: a data source cannot print them
 }
 
 locals {

@@ -9,6 +9,10 @@
 # kiwi-systemdeps-disk-images). A KIWI build takes about 2.5 minutes here;
 # variants for another architecture need a builder of that architecture,
 # hence `only` defaults to this machine's.
+#
+# Validate with `packer validate --evaluate-datasources DIR`: without the
+# flag the data source does not run, the matrix is unknown and Packer cannot
+# expand `for_each` ("value must be known").
 packer {
   required_plugins {
     osimage = {
@@ -38,6 +42,7 @@ variable "output_dir" {
 data "osimage-matrix" "debian" {
   config = "${path.root}/images.toml"
   only   = var.only
+  strict = true # warnings are errors: a data source cannot print them
 }
 
 source "osimage-disk" "variant" {}

@@ -5,6 +5,10 @@
 #
 # In GitHub Actions, a plan job sets `matrix=$(cat matrix.json)` as an output
 # and the build job uses `strategy.matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}`.
+#
+# Validate with `packer validate --evaluate-datasources DIR`: without the
+# flag the data source does not run, so the image definitions are not checked
+# (templates with `dynamic` sources over the matrix fail: "value must be known").
 packer {
   required_plugins {
     osimage = {
@@ -34,10 +38,17 @@ variable "skip" {
   default = []
 }
 
+variable "strict" {
+  type        = bool
+  default     = true
+  description = "Warnings are errors (a data source cannot print them); false lets every warning pass."
+}
+
 data "osimage-matrix" "m" {
   config = var.config
   only   = var.only
   skip   = var.skip
+  strict = var.strict
 }
 
 source "file" "matrix" {

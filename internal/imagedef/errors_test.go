@@ -192,9 +192,9 @@ var badCases = []badCase{
 		kind:  ErrUnknownValue, key: "images.img.definition.type", msgHas: []string{"expected one of: kiwi"},
 	},
 	{
-		name:  "image without a definition path",
-		files: map[string]string{"images.toml": "[images.img]\ndescription = \"no definition\"\n"},
-		opts:  &Options{}, kind: ErrValue, key: "images.img.definition", msgHas: []string{"no definition path"},
+		name:  "definition without a path",
+		files: map[string]string{"images.toml": "[images.img]\ndefinition = { type = \"kiwi\", profile = \"p\" }\n"},
+		opts:  &Options{}, kind: ErrValue, key: "images.img.definition", msgHas: []string{"a definition without a path", "no definition for disks made elsewhere"},
 	},
 	{
 		name:  "duplicate variant keys",
@@ -407,9 +407,21 @@ var badCases = []badCase{
 		kind:  ErrType, line: 4, key: "resources.t", msgHas: []string{"expected an array of tables ([[resources.t]]), found an integer"},
 	},
 	{
-		name:  "target image without arch",
-		files: map[string]string{"images.toml": kiwiImage + "[[resources.t]]\nimages = [{ name = \"n\" }]\n"},
-		kind:  ErrValue, key: "resources.t[0].images[0]", msgHas: []string{"target image without arch"},
+		name:  "oci-registry target without a repository for the arch",
+		files: map[string]string{"images.toml": kiwiImage + "publish.labels = [\"vm\"]\n[[resources.reg]]\npublish-labels = [\"vm\"]\ninterface-type = \"oci-registry\"\nresource-urn = \"ghcr.io/o\"\n"},
+		opts:  &Options{}, kind: ErrTargets, line: 4, key: "resources.reg[0]", msgHas: []string{"publish target reg (oci-registry) names no repository for arch x86_64, so variant img-x86_64-virtualization cannot be published there",
+			"an entry without arch serves every arch"},
+	},
+	{
+		name: "gallery target without a definition for the arch",
+		files: map[string]string{"images.toml": kiwiImage + "publish.labels = [\"vm\"]\nvariants.architectures = [\"x86_64\", \"aarch64\"]\n[[resources.acg]]\npublish-labels = [\"vm\"]\n" +
+			"interface-type = \"azure-compute-gallery\"\nresource-urn = \"/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g\"\nimages = [{ name = \"\", arch = \"aarch64\" }, { name = \"x\", arch = \"x86_64\" }]\n"},
+		opts: &Options{}, kind: ErrTargets, line: 9, key: "resources.acg[0].images", msgHas: []string{"names no image definition for arch aarch64, so variant img-aarch64-virtualization"},
+	},
+	{
+		name:  "oci-registry target without resource-urn",
+		files: map[string]string{"images.toml": kiwiImage + "publish.labels = [\"vm\"]\n[[resources.reg]]\npublish-labels = [\"vm\"]\ninterface-type = \"oci-registry\"\nimages = [{ name = \"os\" }]\n"},
+		opts:  &Options{}, kind: ErrTargets, line: 4, key: "resources.reg[0]", msgHas: []string{"publish target reg (oci-registry) has no resource-urn", "expected resource-urn = the registry host"},
 	},
 	{
 		name:  "unknown key in a target image",

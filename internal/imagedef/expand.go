@@ -32,11 +32,16 @@ type Options struct {
 	Only []string
 	// Skip drops a variant if any entry matches (same matching as Only).
 	Skip []string
-	// Strict turns Expand's warnings (a publish label that matches no target,
-	// a target without an image for the variant's arch, an image-stores entry
-	// that names no target, an image that names an undefined distro, a skip
-	// entry that matches nothing) into errors.
+	// Strict turns Expand's warnings (a publish label that matches no target
+	// of the chosen version, a target without an image for the variant's
+	// arch, an image-stores entry that names no target, an image that names
+	// an undefined distro, a skip entry that matches nothing) into errors.
 	Strict bool
+	// Lenient lets a publish label that no target of the tree carries (a
+	// typo, when the tree has targets) pass as a warning; by default it is
+	// an error. A label carried only by targets of another version is a
+	// warning either way (an error with Strict).
+	Lenient bool
 }
 
 // maxCombinations bounds the cross product over all images, before
@@ -735,12 +740,17 @@ func (run *imageRun) template(s *settings, key, arch, gen string) (*template, er
 	}
 	tp.profiles, tp.labels, tp.channels = cloneLists(s.profiles, s.labels, s.channels)
 	tp.ociArch, tp.azureArch = variant.OCIArch(arch), variant.AzureArch(arch)
-	if tp.defType == "" && !slices.Contains(s.unresolved, "definition.type") {
-		tp.defType = definitionTypes[0]
-	}
-	if tp.defPath == "" && !slices.Contains(s.unresolved, "definition.path") && !slices.Contains(s.unresolved, "definition") {
-		return nil, img.src.errAt(ErrValue, keyPath{"images", img.Name, "definition"},
-			"variant %s has no definition path; expected definition = { type = \"kiwi\", path = \"NAME.kiwi\" }", key)
+	// An image without a definition is built elsewhere (source_image,
+	// another builder): its variants have no definition fields. A
+	// definition that is given needs its path.
+	if s.defGiven {
+		if tp.defType == "" && !slices.Contains(s.unresolved, "definition.type") {
+			tp.defType = definitionTypes[0]
+		}
+		if tp.defPath == "" && !slices.Contains(s.unresolved, "definition.path") && !slices.Contains(s.unresolved, "definition") {
+			return nil, img.src.errAt(ErrValue, keyPath{"images", img.Name, "definition"},
+				"variant %s has a definition without a path; expected definition = { type = \"kiwi\", path = \"NAME.kiwi\" }, or no definition for disks made elsewhere (source_image)", key)
+		}
 	}
 	delivery := map[string]any{}
 	switch {
@@ -766,6 +776,9 @@ func (run *imageRun) template(s *settings, key, arch, gen string) (*template, er
 				"publish target %s has no image for arch %s%s; image %s is not published there for it",
 				tg.Name, arch, genSuffix(gen), img.Name)})
 			continue
+		}
+		if err := checkDestination(tg, key, arch, gen, name); err != nil {
+			return nil, err
 		}
 		tp.targets = append(tp.targets, Target{Name: tg.Name, InterfaceType: tg.InterfaceType, Backend: tg.Backend, ResourceURN: tg.ResourceURN, ImageName: name})
 		unresolved = append(unresolved, tg.unresolved...)
@@ -850,18 +863,52 @@ func genSuffix(g string) string {
 	return " and Hyper-V generation " + g
 }
 
-// targetImage picks the target's image name for an arch (and generation).
-// A target without images publishes every arch under an empty name.
+// targetImage picks the target's image name for an arch (and generation):
+// the first entry for the arch, else the first entry without arch (it
+// serves every arch). A target without images publishes every arch under
+// an empty name.
 func targetImage(tg *PublishTarget, arch, gen string) (string, bool) {
 	if len(tg.Images) == 0 {
 		return "", true
 	}
-	for _, ti := range tg.Images {
-		if ti.Arch == arch && (ti.HyperVGeneration == "" || ti.HyperVGeneration == gen) {
-			return ti.Name, true
+	for _, want := range []string{arch, ""} {
+		for _, ti := range tg.Images {
+			if ti.Arch == want && (ti.HyperVGeneration == "" || ti.HyperVGeneration == gen) {
+				return ti.Name, true
+			}
 		}
 	}
 	return "", false
+}
+
+// namedInterfaces are the interface types whose publishers need the
+// target's resource-urn and an image name (a repository, a gallery image
+// definition) to publish anything.
+var namedInterfaces = []string{variant.InterfaceAzureComputeGallery, variant.InterfaceOCIRegistry}
+
+// checkDestination fails when a target of a named interface type cannot
+// name the destination of a variant published there (name is the image
+// name targetImage chose): the publisher would fail after the disk is
+// built. "*" (filled in by a later step) passes.
+func checkDestination(tg *PublishTarget, key, arch, gen, name string) error {
+	if !slices.Contains(namedInterfaces, tg.InterfaceType) {
+		return nil
+	}
+	what := map[string]string{variant.InterfaceAzureComputeGallery: "the gallery's resource id", variant.InterfaceOCIRegistry: "the registry host, as ghcr.io/OWNER"}[tg.InterfaceType]
+	if tg.ResourceURN == "" && !slices.Contains(tg.unresolved, "targets."+keyPath{tg.Name}.String()+".resource_urn") {
+		return tg.src.errAt(ErrTargets, tg.path, "publish target %s (%s) has no resource-urn, so variant %s cannot be published there; expected resource-urn = %s (or \"*\" when a later step sets it)",
+			tg.Name, tg.InterfaceType, key, what)
+	}
+	if name != "" {
+		return nil
+	}
+	thing := map[string]string{variant.InterfaceAzureComputeGallery: "image definition", variant.InterfaceOCIRegistry: "repository"}[tg.InterfaceType]
+	p := tg.path
+	if len(tg.Images) > 0 {
+		p = p.with("images")
+	}
+	return tg.src.errAt(ErrTargets, p, "publish target %s (%s) names no %s for arch %s%s, so variant %s cannot be published there; expected images = [{ name = \"...\" }] (an entry without arch serves every arch; \"*\" when a later step sets it)",
+		tg.Name, tg.InterfaceType, thing, arch, genSuffix(gen), key)
 }
 
 func intersects(a, b []string) bool {
@@ -912,6 +959,10 @@ func (e *expander) finish() error {
 		}
 		w := use.img.src.warnAt(keyPath{"images", use.img.Name, "publish", "labels"},
 			"publish label %q matches no publish target of %s (targets considered: %s)", use.label, where, considered)
+		if !e.opts.Lenient && len(e.t.Targets) > 0 && !slices.ContainsFunc(e.t.Targets, func(tg *PublishTarget) bool { return slices.Contains(tg.Labels, use.label) }) {
+			return &ConfigError{File: w.File, Line: w.Line, Col: w.Col, Key: w.Key, Kind: ErrUnmatchedLabel,
+				Msg: w.Msg + "; no target of the tree carries it (a typo?); targets' labels: " + e.targetLabels() + " (lenient, strict = false in osimage-matrix, lets it pass as a warning)"}
+		}
 		if err := e.warn(ErrUnmatchedLabel, w); err != nil {
 			return err
 		}
@@ -927,6 +978,16 @@ func (e *expander) finish() error {
 		return nil
 	}
 	return &ConfigError{Kind: ErrNoVariants, Msg: e.emptyReport()}
+}
+
+// targetLabels lists the publish labels the tree's targets carry.
+func (e *expander) targetLabels() string {
+	var ls []string
+	for _, tg := range e.t.Targets {
+		ls = append(ls, tg.Labels...)
+	}
+	slices.Sort(ls)
+	return strings.Join(slices.Compact(ls), ", ")
 }
 
 // emptyReport explains which filter removed what.

@@ -39,6 +39,8 @@ outputs.image-stores = ["t", "gone"]
 [[resources.t]]
 publish-labels = ["vm"]
 images = [{ name = "x", arch = "x86_64" }]
+[[resources.elsewhere]]
+publish-labels = ["other"]
 [[variants.exclude]]
 image = ["i07"]
 `,

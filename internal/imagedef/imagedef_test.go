@@ -535,6 +535,7 @@ release-ver = "4.0"
 [[resources.acg]]
 publish-labels = ["base-vm"]
 interface-type = "azure-compute-gallery"
+resource-urn = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g"
 images = [{ name = "x64-def", arch = "amd64" }]
 
 [[resources.dev-acg]]
@@ -547,7 +548,7 @@ func TestPublishTargetsFollowVersionOutputsLabelsAndArch(t *testing.T) {
 	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
 
 	t.Run("default version publishes to its image stores only", func(t *testing.T) {
-		vs, ws := mustExpand(t, tr, Options{})
+		vs, ws := mustExpand(t, tr, Options{Lenient: true})
 		if len(vs[0].Targets) != 1 || vs[0].Targets[0].Name != "acg" || vs[0].Targets[0].ImageName != "x64-def" {
 			t.Errorf("x86_64 targets = %+v", vs[0].Targets)
 		}
@@ -564,7 +565,7 @@ func TestPublishTargetsFollowVersionOutputsLabelsAndArch(t *testing.T) {
 		}
 	})
 	t.Run("version without outputs considers every target", func(t *testing.T) {
-		vs, _ := mustExpand(t, tr, Options{Version: "4.0-dev"})
+		vs, _ := mustExpand(t, tr, Options{Version: "4.0-dev", Lenient: true})
 		var names []string
 		for _, tg := range vs[1].Targets {
 			names = append(names, tg.Name+"="+tg.ImageName)
@@ -574,10 +575,34 @@ func TestPublishTargetsFollowVersionOutputsLabelsAndArch(t *testing.T) {
 		}
 	})
 	t.Run("strict turns an unmatched label into an error", func(t *testing.T) {
-		_, _, err := Expand(tr, Options{Version: "4.0-dev", Only: []string{"x86_64"}, Strict: true})
+		_, _, err := Expand(tr, Options{Version: "4.0-dev", Only: []string{"x86_64"}, Strict: true, Lenient: true})
 		var ce *ConfigError
 		if !errors.Is(err, ErrUnmatchedLabel) || !errors.As(err, &ce) || ce.Line == 0 || !strings.Contains(ce.Msg, `"extra"`) {
 			t.Errorf("err = %v, want ErrUnmatchedLabel for label extra with a line", err)
+		}
+	})
+	t.Run("a label no target of the tree carries is an error by default", func(t *testing.T) {
+		_, _, err := Expand(tr, Options{})
+		var ce *ConfigError
+		if !errors.Is(err, ErrUnmatchedLabel) || !errors.As(err, &ce) || ce.Line != 4 || ce.Key != "images.vm.publish.labels" ||
+			!strings.Contains(ce.Msg, `label "extra"`) || !strings.Contains(ce.Msg, "a typo?") || !strings.Contains(ce.Msg, "targets' labels: base-vm") {
+			t.Errorf("err = %v, want ErrUnmatchedLabel at images.vm.publish.labels naming extra and the labels targets carry", err)
+		}
+	})
+	t.Run("a label only another version's target carries is a warning", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"vm.kiwi": "x", "images.toml": publishTree + `
+[[resources.preview]]
+publish-labels = ["extra"]
+`})
+		tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+		_, ws := mustExpand(t, tr, Options{})
+		if !slices.ContainsFunc(ws, func(w Warning) bool {
+			return strings.Contains(w.Msg, `label "extra" matches no publish target of distro azl version 4.0`)
+		}) {
+			t.Errorf("want a warning for extra, got %v", ws)
+		}
+		if _, _, err := Expand(tr, Options{Strict: true, Only: []string{"x86_64"}}); !errors.Is(err, ErrUnmatchedLabel) {
+			t.Errorf("strict: want ErrUnmatchedLabel, got %v", err)
 		}
 	})
 }
@@ -867,5 +892,74 @@ func TestImageNamingAnUndefinedDistroDrawsAWarning(t *testing.T) {
 	}
 	if _, _, err := Expand(tr, Options{Strict: true}); !errors.Is(err, ErrUnknownDistro) {
 		t.Errorf("strict: err = %v, want ErrUnknownDistro", err)
+	}
+}
+
+// Disks made elsewhere (source_image, another builder) need no definition:
+// their variants have no definition fields. A when rule can drop one.
+func TestImageWithoutDefinitionHasNoDefinitionFields(t *testing.T) {
+	dir := writeTree(t, map[string]string{"vm.kiwi": "x", "images.toml": `
+[images.edge]
+description = "made by a script"
+variants.architectures = ["x86_64", "aarch64"]
+
+[images.vm]
+definition = { path = "vm.kiwi", profile = "p" }
+variants.architectures = ["x86_64", "aarch64"]
+[[images.vm.variants.when]]
+match.arch = "aarch64"
+unset = ["definition"]
+`})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, _ := mustExpand(t, tr, Options{})
+	got := map[string]string{}
+	for _, v := range vs {
+		got[v.Key] = v.DefinitionType + " " + filepath.Base(v.DefinitionPath) + " " + strings.Join(v.Profiles, ",")
+	}
+	want := map[string]string{
+		"edge-x86_64-virtualization": " . ", "edge-aarch64-virtualization": " . ",
+		"vm-x86_64-virtualization": "kiwi vm.kiwi p", "vm-aarch64-virtualization": " . ",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("definition fields = %q, want %q", got, want)
+	}
+}
+
+// A target image entry without arch serves every arch; an entry for the
+// variant's arch wins over it, wherever it is written.
+func TestTargetImageWithoutArchServesEveryArchAndAnArchEntryWins(t *testing.T) {
+	dir := writeTree(t, map[string]string{"vm.kiwi": "x", "images.toml": `
+[images.vm]
+definition = { path = "vm.kiwi" }
+publish.labels = ["os"]
+variants.architectures = ["x86_64", "aarch64"]
+variants.hyperv_generations = ["gen2"]
+
+[[resources.reg]]
+publish-labels = ["os"]
+interface-type = "oci-registry"
+resource-urn = "ghcr.io/o"
+images = [{ name = "os" }, { name = "os-arm", arch = "arm64" }]
+
+[[resources.acg]]
+publish-labels = ["os"]
+interface-type = "azure-compute-gallery"
+resource-urn = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g"
+images = [{ name = "any-gen1", hyperv-generation = "gen1" }, { name = "any-gen2", hyperv-generation = "gen2" }, { name = "x64", arch = "x86_64", hyperv-generation = "gen1" }]
+`})
+	tr, _ := mustLoad(t, filepath.Join(dir, "images.toml"))
+	vs, ws := mustExpand(t, tr, Options{Strict: true})
+	got := map[string][]string{}
+	for _, v := range vs {
+		for _, tg := range v.Targets {
+			got[v.Key] = append(got[v.Key], tg.Name+"="+tg.ImageName)
+		}
+	}
+	want := map[string][]string{
+		"vm-x86_64-virtualization-gen2":  {"acg=any-gen2", "reg=os"},
+		"vm-aarch64-virtualization-gen2": {"acg=any-gen2", "reg=os-arm"},
+	}
+	if !maps.EqualFunc(got, want, slices.Equal) || len(ws) != 0 {
+		t.Errorf("targets = %v (warnings %v), want %v", got, ws, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 // [images.NAME] except distro and variants, after "when" overrides.
 type settings struct {
 	description  string
+	defGiven     bool // a definition table was given (an image without one is built elsewhere)
 	defType      string
 	defPath      string // absolute
 	profiles     []string
@@ -101,6 +102,7 @@ func (d settingsDecoder) decodeKey(f *srcFile, p keyPath, k string, v any, s *se
 	}
 	if isUnresolved(v) {
 		s.unresolved = append(s.unresolved, k)
+		s.defGiven = s.defGiven || k == "definition"
 		return nil
 	}
 	var err error
@@ -140,7 +142,7 @@ func (s *settings) withoutKeys(keys []string) *settings {
 		case "description":
 			c.description = ""
 		case "definition":
-			c.defType, c.defPath, c.profiles = "", "", nil
+			c.defGiven, c.defType, c.defPath, c.profiles = false, "", "", nil
 		case "capabilities":
 			c.capabilities = nil
 		case "publish":
@@ -179,6 +181,7 @@ func (d settingsDecoder) definition(f *srcFile, p keyPath, v any, s *settings, m
 	if err != nil {
 		return err
 	}
+	s.defGiven = true
 	for _, k := range definitionKeys {
 		v, ok := def[k]
 		if !ok {

@@ -64,11 +64,11 @@ type PublishTarget struct {
 	path       keyPath
 }
 
-// TargetImage names the image a target uses for one architecture (and,
-// optionally, one Hyper-V generation).
+// TargetImage names the image a target uses for one architecture (or every
+// architecture) and, optionally, one Hyper-V generation.
 type TargetImage struct {
 	Name             string
-	Arch             string // canonical arch
+	Arch             string // canonical arch, "" for every arch
 	HyperVGeneration string // canonical generation, "" for any
 }
 
@@ -381,12 +381,11 @@ func decodeTargetImage(f *srcFile, p keyPath, m map[string]any) (TargetImage, er
 				ti.HyperVGeneration = c
 			}
 		default:
-			return ti, f.errAt(ErrValue, kp, "unknown key %q in a target image; expected name, arch and optionally hyperv-generation", k)
+			return ti, f.errAt(ErrValue, kp, "unknown key %q in a target image; expected name and optionally arch and hyperv-generation", k)
 		}
 	}
-	if ti.Arch == "" {
-		return ti, f.errAt(ErrValue, p, "target image without arch; expected { name = \"...\", arch = \"x86_64\" }")
-	}
+	// An entry without arch serves every arch (one repository for a
+	// multi-arch index); an entry with the variant's arch wins over it.
 	return ti, nil
 }
 
