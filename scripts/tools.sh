@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned tools into .tools/bin: packer (reused from PATH when it is
 # >= 1.10), packer-sdc, the distribution registry, and the OCI clients of
-# tools/oci (ironcore-image, ironcore-resolve, crane, oras); installs Azurite
+# tools/oci (ironcore-image, ironcore-resolve, crane, oras), actionlint; installs Azurite
 # with npm into .tools/azurite. Every step is skipped when its output is current,
 # so a second run takes seconds.
 set -euo pipefail
@@ -65,6 +65,15 @@ if [ "$want" = all ] || [ "$want" = oci ]; then
       (cd "$root/tools/oci" && go build -o "$out" "$p")
     fi
   done
+fi
+
+if [ "$want" = all ] || [ "$want" = actionlint ]; then
+  # Checks the GitHub Actions workflows (make check); with shellcheck on
+  # PATH (Debian's shellcheck, from make deps) it checks their scripts too.
+  if ! [ -x "$bin/actionlint" ] || ! go version -m "$bin/actionlint" 2>/dev/null | grep -Eq "^\s+mod\s+github.com/rhysd/actionlint\s+v1\.7\.12"; then
+    say "installing actionlint v1.7.12"
+    GOBIN=$bin go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+  fi
 fi
 
 if [ "$want" = all ] || [ "$want" = azurite ]; then
