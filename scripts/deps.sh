@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(qemu-utils qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 busybox-static
       gdisk fdisk e2fsprogs mtools dosfstools xfsprogs btrfs-progs
-      kiwi kiwi-systemdeps-disk-images hyperfine nodejs npm skopeo binutils shellcheck)
+      kiwi kiwi-systemdeps-disk-images hyperfine nodejs npm skopeo binutils shellcheck rpm)
 # The QEMU tests' tiny guests (Debian kernels and busybox for amd64 and
 # arm64, into .tools/guests) come from apt too.
 guests() { "$(dirname "$0")/qemu-guests.sh"; }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 	"github.com/osimage/packer-plugin-osimage/internal/testutil/debmirror"
 	"github.com/osimage/packer-plugin-osimage/test/acc"
+	spdxjson "github.com/spdx/tools-golang/json"
 )
 
 func fileSHA256(t *testing.T, p string) string {
@@ -134,8 +136,8 @@ build {
 	if files["disk"][1] != fileSHA256(t, disk) {
 		t.Errorf("disk sha256 in the artifact %s differs from the file's", files["disk"][1])
 	}
-	if names := testutil.DirNames(out); len(names) != 6 {
-		t.Errorf("output directory holds %v, want the disk, the package list, kiwi.log, kernel, initrd and rootfs (KIWI's target removed)", names)
+	if names := testutil.DirNames(out); len(names) != 7 {
+		t.Errorf("output directory holds %v, want the disk, the package list, kiwi.log, kernel, initrd, rootfs and the SBOM (KIWI's target removed)", names)
 	}
 	// Kernel, initramfs and rootfs extracted from the real disk.
 	kernel, err := os.ReadFile(files["kernel"][0])
@@ -158,6 +160,28 @@ build {
 	pk, _ := os.ReadFile(files["packages"][0])
 	if !strings.Contains(string(pk), "linux-image-") {
 		t.Errorf("package list does not list a kernel")
+	}
+	// The SBOM: KIWI's list as SPDX, read back with the SPDX tools, with
+	// the disk's os-release in the package URLs.
+	sb, err := os.ReadFile(files["sbom"][0])
+	if err != nil {
+		t.Fatalf("no SBOM in the artifact (%v):\n%s", err, output)
+	}
+	doc, err := spdxjson.Read(bytes.NewReader(sb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(strings.TrimSpace(string(pk)), "\n") + 1
+	kernels := 0
+	for _, p := range doc.Packages {
+		if strings.HasPrefix(p.PackageName, "linux-image-") && len(p.PackageExternalReferences) == 1 &&
+			strings.HasPrefix(p.PackageExternalReferences[0].Locator, "pkg:deb/debian/linux-image-") &&
+			strings.HasSuffix(p.PackageExternalReferences[0].Locator, "&distro=debian-12") {
+			kernels++
+		}
+	}
+	if len(doc.Packages) != lines+1 || kernels == 0 || !strings.Contains(output, "packages from the KIWI package list") {
+		t.Errorf("SBOM: %d packages (want the %d of KIWI's list and the OS), %d kernels with a debian-12 purl", len(doc.Packages), lines, kernels)
 	}
 
 	// The partition table KIWI's BIOS oem layout has: one Linux partition
@@ -201,7 +225,10 @@ func TestPackerBuildsADiskFromASourceImageWithBootFiles(t *testing.T) {
 	env := acc.Setup(t)
 	testutil.NeedTool(t, "debugfs", "e2fsprogs")
 	dir := t.TempDir()
-	d := disktest.Make(t, dir, "src.raw", disktest.Options{Size: 256 << 20})
+	d := disktest.Make(t, dir, "src.raw", disktest.Options{Size: 256 << 20, Files: map[string]string{
+		"var/lib/dpkg/status": "Package: bash\nStatus: install ok installed\nArchitecture: amd64\nSource: bash\nVersion: 5.2.15-2+b7\n\n" +
+			"Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1\n",
+	}})
 	out := filepath.Join(dir, "out")
 	acc.WriteTemplate(t, dir, "disk.pkr.hcl", diskSourceImageTemplate)
 	vars := []string{"-var", "src=" + d.Path, "-var", "out=" + out, "-var", "sum=sha256:" + fileSHA256(t, d.Path)}
@@ -215,6 +242,7 @@ func TestPackerBuildsADiskFromASourceImageWithBootFiles(t *testing.T) {
 		"kernel": filepath.Join(out, "test-x86_64-baremetal.kernel"),
 		"initrd": filepath.Join(out, "test-x86_64-baremetal.initrd"),
 		"rootfs": filepath.Join(out, "test-x86_64-baremetal.rootfs"),
+		"sbom":   filepath.Join(out, "test-x86_64-baremetal.spdx.json"),
 	}
 	for role, path := range want {
 		got, ok := files[role]
@@ -227,7 +255,15 @@ func TestPackerBuildsADiskFromASourceImageWithBootFiles(t *testing.T) {
 		}
 	}
 	if len(files) != len(want) {
-		t.Errorf("artifact files %v, want the 4 roles %v", files, want)
+		t.Errorf("artifact files %v, want the 5 roles %v", files, want)
+	}
+	// The SBOM from the image's own dpkg database: the installed package
+	// only, read back with the SPDX tools.
+	if sb, err := os.ReadFile(want["sbom"]); err == nil {
+		doc, err := spdxjson.Read(bytes.NewReader(sb))
+		if err != nil || len(doc.Packages) != 2 || doc.Packages[1].PackageName != "bash" || doc.Packages[1].PackageVersion != "5.2.15-2+b7" {
+			t.Errorf("SBOM %v: %s", err, sb)
+		}
 	}
 	if files["disk"][1] != fileSHA256(t, d.Path) {
 		t.Error("the copied disk differs from the source image")

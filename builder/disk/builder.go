@@ -84,6 +84,9 @@ func (b *Builder) Steps() []multistep.Step {
 			why: fmt.Sprintf("boot_files = %q, platform %s", c.BootFiles, c.Platform),
 		})
 	}
+	if c.SBOM != SBOMNone {
+		steps = append(steps, &stepSBOM{outputDir: c.OutputDirectory, key: c.key(), arch: c.Arch, mode: c.SBOM, format: c.SBOMFormat})
+	}
 	return append(steps, &stepChecksums{})
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
@@ -18,6 +19,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
+	"github.com/osimage/packer-plugin-osimage/internal/sbom"
 	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
@@ -26,6 +28,13 @@ const (
 	BootFilesAuto   = "auto"
 	BootFilesAlways = "always"
 	BootFilesNever  = "never"
+)
+
+// SBOM modes of `sbom`.
+const (
+	SBOMAuto     = "auto"
+	SBOMRequired = "required"
+	SBOMNone     = "none"
 )
 
 // Config is the configuration of the osimage-disk builder. The disk comes
@@ -98,6 +107,22 @@ type Config struct {
 	// or MBR, ext2/3/4 root, kernel from `/boot` or a boot partition).
 	// Defaults to `auto`.
 	BootFiles string `mapstructure:"boot_files"`
+	// The image's software bill of materials, written next to the disk as
+	// `<key>.spdx.json` (or `.cdx.json`), role `sbom`: every installed
+	// package with its version, architecture, package URL and, where the
+	// database has them, source package, license and supplier; created at
+	// `SOURCE_DATE_EPOCH` when set, so the same image gives the same
+	// document. The packages come from KIWI's package list when KIWI built
+	// the disk and nothing changed it since, else from the image's own
+	// package database read without mounting (ext2/3/4 root): dpkg's
+	// status file, or rpm's database through the host's `rpm` (Debian
+	// package `rpm`). `auto` writes one when it can and says which variant
+	// has none and why when it cannot; `required` fails the build then;
+	// `none` writes none. Defaults to `auto`.
+	SBOM string `mapstructure:"sbom"`
+	// Format of the SBOM: `spdx-json` (SPDX 2.3) or `cyclonedx-json`
+	// (CycloneDX 1.5). Defaults to `spdx-json`.
+	SBOMFormat string `mapstructure:"sbom_format"`
 	// Directory for the disk and everything else this build writes.
 	// Defaults to `output-<build name>`. It must not exist, unless `packer
 	// build -force` is given: then it is deleted first (safely, even if a
@@ -291,6 +316,20 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	case BootFilesAuto, BootFilesAlways, BootFilesNever:
 	default:
 		add(fmt.Errorf("boot_files = %q: want \"auto\", \"always\" or \"never\"", c.BootFiles))
+	}
+
+	switch c.SBOM = strings.ToLower(strings.TrimSpace(c.SBOM)); c.SBOM {
+	case "":
+		c.SBOM = SBOMAuto
+	case SBOMAuto, SBOMRequired, SBOMNone:
+	default:
+		add(fmt.Errorf(`sbom = %q: want "auto", "required" or "none"`, c.SBOM))
+	}
+	switch c.SBOMFormat = strings.ToLower(strings.TrimSpace(c.SBOMFormat)); {
+	case c.SBOMFormat == "":
+		c.SBOMFormat = sbom.FormatSPDX
+	case !slices.Contains(sbom.Formats, c.SBOMFormat):
+		add(fmt.Errorf("sbom_format = %q: want one of %s", c.SBOMFormat, strings.Join(sbom.Formats, ", ")))
 	}
 
 	name := c.Key

@@ -57,6 +57,8 @@ type FlatConfig struct {
 	Firmware                  *string           `mapstructure:"firmware" cty:"firmware" hcl:"firmware"`
 	DistroVersion             *string           `mapstructure:"distro_version" cty:"distro_version" hcl:"distro_version"`
 	BootFiles                 *string           `mapstructure:"boot_files" cty:"boot_files" hcl:"boot_files"`
+	SBOM                      *string           `mapstructure:"sbom" cty:"sbom" hcl:"sbom"`
+	SBOMFormat                *string           `mapstructure:"sbom_format" cty:"sbom_format" hcl:"sbom_format"`
 	OutputDirectory           *string           `mapstructure:"output_directory" cty:"output_directory" hcl:"output_directory"`
 	QEMU                      *FlatQEMUConfig   `mapstructure:"qemu" cty:"qemu" hcl:"qemu"`
 	Type                      *string           `mapstructure:"communicator" cty:"communicator" hcl:"communicator"`
@@ -144,6 +146,8 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"firmware":                     &hcldec.AttrSpec{Name: "firmware", Type: cty.String, Required: false},
 		"distro_version":               &hcldec.AttrSpec{Name: "distro_version", Type: cty.String, Required: false},
 		"boot_files":                   &hcldec.AttrSpec{Name: "boot_files", Type: cty.String, Required: false},
+		"sbom":                         &hcldec.AttrSpec{Name: "sbom", Type: cty.String, Required: false},
+		"sbom_format":                  &hcldec.AttrSpec{Name: "sbom_format", Type: cty.String, Required: false},
 		"output_directory":             &hcldec.AttrSpec{Name: "output_directory", Type: cty.String, Required: false},
 		"qemu":                         &hcldec.BlockSpec{TypeName: "qemu", Nested: hcldec.ObjectSpec((*FlatQEMUConfig)(nil).HCL2Spec())},
 		"communicator":                 &hcldec.AttrSpec{Name: "communicator", Type: cty.String, Required: false},

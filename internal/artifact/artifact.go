@@ -29,6 +29,7 @@ const (
 	RoleRootfs   = "rootfs"   // a root filesystem image
 	RoleCmdline  = "cmdline"  // the kernel command line for direct boot (one line of text)
 	RolePackages = "packages" // the list of packages inside the image
+	RoleSBOM     = "sbom"     // the image's software bill of materials (SPDX or CycloneDX JSON)
 	RoleLog      = "log"      // a build log
 )
 

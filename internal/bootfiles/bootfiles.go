@@ -93,20 +93,9 @@ func Extract(ctx context.Context, opts Options) (res *Result, err error) {
 		return nil, err
 	}
 	defer disk.Close()
-	st, err := disk.Stat()
+	tab, root, err := findExtRoot(disk, opts.Arch)
 	if err != nil {
 		return nil, err
-	}
-	tab, err := partition.Read(disk, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", opts.Disk, err)
-	}
-	root, err := tab.FindRoot(disk, opts.Arch)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", opts.Disk, err)
-	}
-	if !isExt(root.Filesystem.Type) {
-		return nil, fmt.Errorf("%s: root %s holds %s; only ext2/3/4 can be read without mounting", opts.Disk, root.Partition, fsName(root.Filesystem.Type))
 	}
 	res = &Result{Table: tab, Root: root}
 
@@ -162,6 +151,43 @@ func Extract(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	res.Initrd.Source = where + path.Join(bootDir, k.initrd.Name)
 	return res, nil
+}
+
+// RootFS finds the root partition of the raw disk at path, as Extract
+// does, and returns its ext2/3/4 filesystem, read in place through debugfs
+// (empty: DefaultDebugfs).
+func RootFS(path, arch, debugfs string) (ExtFS, partition.Choice, error) {
+	disk, err := os.Open(path)
+	if err != nil {
+		return ExtFS{}, partition.Choice{}, err
+	}
+	defer disk.Close()
+	_, root, err := findExtRoot(disk, arch)
+	if err != nil {
+		return ExtFS{}, partition.Choice{}, err
+	}
+	return ExtFS{Image: path, Offset: root.Partition.Start, Debugfs: debugfs}, root, nil
+}
+
+// findExtRoot reads the partition table of disk and picks its root
+// partition, which must hold ext2/3/4.
+func findExtRoot(disk *os.File, arch string) (*partition.Table, partition.Choice, error) {
+	st, err := disk.Stat()
+	if err != nil {
+		return nil, partition.Choice{}, err
+	}
+	tab, err := partition.Read(disk, st.Size())
+	if err != nil {
+		return nil, partition.Choice{}, fmt.Errorf("%s: %w", disk.Name(), err)
+	}
+	root, err := tab.FindRoot(disk, arch)
+	if err != nil {
+		return nil, partition.Choice{}, fmt.Errorf("%s: %w", disk.Name(), err)
+	}
+	if !isExt(root.Filesystem.Type) {
+		return nil, partition.Choice{}, fmt.Errorf("%s: root %s holds %s; only ext2/3/4 can be read without mounting", disk.Name(), root.Partition, fsName(root.Filesystem.Type))
+	}
+	return tab, root, nil
 }
 
 func isExt(t string) bool { return t == "ext2" || t == "ext3" || t == "ext4" }

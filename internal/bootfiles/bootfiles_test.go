@@ -47,32 +47,7 @@ func run(t testing.TB, name string, args ...string) {
 // "->target" for a symlink; a path ending in "/" is an empty directory.
 type tree map[string]string
 
-func (tr tree) write(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, c := range tr {
-		full := filepath.Join(root, p)
-		if strings.HasSuffix(p, "/") {
-			if err := os.MkdirAll(full, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		if target, ok := strings.CutPrefix(c, "->"); ok {
-			err = os.Symlink(target, full)
-		} else {
-			err = os.WriteFile(full, []byte(c), 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+func (tr tree) write(t *testing.T) string { return testutil.WriteTree(t, tr) }
 
 // mkfs makes a filesystem image of size bytes from a tree.
 func mkfs(t *testing.T, tr tree, size int64, args ...string) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -88,6 +89,36 @@ func SparseFile(t testing.TB, path string, size int64, chunks map[int64][]byte) 
 		}
 	}
 	return path
+}
+
+// WriteTree writes a directory layout into a new temporary directory and
+// returns it: path -> content, "->target" for a symlink, a path ending in
+// "/" for an empty directory (trees for mkfs.ext4 -d).
+func WriteTree(t testing.TB, tree map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, c := range tree {
+		full := filepath.Join(root, p)
+		if strings.HasSuffix(p, "/") {
+			if err := os.MkdirAll(full, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if target, ok := strings.CutPrefix(c, "->"); ok {
+			err = os.Symlink(target, full)
+		} else {
+			err = os.WriteFile(full, []byte(c), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
 }
 
 // Run runs a command and fails the test with its output when it fails.

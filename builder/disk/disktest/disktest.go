@@ -40,6 +40,9 @@ type Options struct {
 	MBR bool
 	// Seed varies the kernel and initramfs content.
 	Seed int64
+	// Files are more files of the root filesystem (path -> content), for
+	// example var/lib/dpkg/status.
+	Files map[string]string
 }
 
 // Make writes a disk into dir/name and returns what it holds. It needs
@@ -95,6 +98,9 @@ func Make(t testing.TB, dir, name string, o Options) Disk {
 		"boot/initrd.img-" + KernelVersion: d.Initrd,
 		"etc/os-release":                   []byte(d.OSRelease),
 		"usr/bin/true":                     []byte("#!/bin/sh\n"),
+	}
+	for p, c := range o.Files {
+		files[p] = []byte(c)
 	}
 	for p, b := range files {
 		full := filepath.Join(tree, p)
