@@ -24,7 +24,9 @@ func ecKey(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
-func pemOf(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+func pemOf(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
 
 // keyForms are the same key as each accepted PEM form (the encrypted one
 // as cosign generate-key-pair writes it: go-securesystemslib's scrypt and
