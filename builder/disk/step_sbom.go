@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
 	"github.com/osimage/packer-plugin-osimage/internal/sbom"
+	"github.com/osimage/packer-plugin-osimage/internal/sourcedate"
 	"github.com/osimage/packer-plugin-osimage/version"
 )
 
@@ -74,17 +74,15 @@ func (s *stepSBOM) Run(ctx context.Context, state multistep.StateBag) multistep.
 
 // created is SOURCE_DATE_EPOCH when set (reproducible builds), else now.
 func (s *stepSBOM) created() (time.Time, error) {
-	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return time.Time{}, fmt.Errorf("sbom: SOURCE_DATE_EPOCH = %q: want seconds since 1970 (a non-negative integer)", v)
-		}
-		return time.Unix(n, 0).UTC(), nil
-	}
+	now := time.Now()
 	if s.now != nil {
-		return s.now(), nil
+		now = s.now()
 	}
-	return time.Now().UTC().Truncate(time.Second), nil
+	t, err := sourcedate.Time(os.Getenv, now)
+	if err != nil {
+		return t, fmt.Errorf("sbom: %w", err)
+	}
+	return t, nil
 }
 
 func (s *stepSBOM) Cleanup(state multistep.StateBag) {

@@ -46,7 +46,7 @@ func TestSBOMStepWritesTheDisksPackagesAtSourceDateEpoch(t *testing.T) {
 		t.Errorf("ui: %s", ui.output())
 	}
 	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
-	if a := s.Run(context.Background(), state); a != multistep.ActionHalt || !strings.Contains(state.Get("error").(error).Error(), `SOURCE_DATE_EPOCH = "yesterday"`) {
+	if a := s.Run(context.Background(), state); a != multistep.ActionHalt || !strings.Contains(state.Get("error").(error).Error(), `SOURCE_DATE_EPOCH="yesterday"`) {
 		t.Fatalf("a bad SOURCE_DATE_EPOCH: %v", state.Get("error"))
 	}
 }

@@ -28,6 +28,10 @@ type Options struct {
 	Progress func(done, total int64)
 	// Now gives the footer's timestamp; defaults to time.Now.
 	Now func() time.Time
+	// Identity is the input's content identity ("sha256:<hex>" of the
+	// disk): the footer's unique id is derived from it, so the same disk
+	// (and Now) gives the same VHD bytes. Empty: a random id.
+	Identity string
 }
 
 // Result says what a conversion produced.
@@ -141,7 +145,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (res Result, er
 	if err := checkOutput(src, dst, opts.Force); err != nil {
 		return res, err
 	}
-	footer, err := NewFixed(res.VirtualSize, now(opts))
+	footer, err := NewFixedFor(res.VirtualSize, now(opts), opts.Identity)
 	if err != nil {
 		return res, err
 	}
@@ -230,7 +234,7 @@ func ConvertInPlace(ctx context.Context, path string, opts Options) (res Result,
 	if err := CheckSize(res.VirtualSize); err != nil {
 		return res, fmt.Errorf("%s: %w", path, err)
 	}
-	footer, err := NewFixed(res.VirtualSize, now(opts))
+	footer, err := NewFixedFor(res.VirtualSize, now(opts), opts.Identity)
 	if err != nil {
 		return res, err
 	}

@@ -7,6 +7,7 @@ package vhd
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -77,6 +78,35 @@ type Footer struct {
 // NewFixed returns the footer of a fixed disk of the given virtual size,
 // with a random unique id and the given time as its timestamp.
 func NewFixed(size int64, now time.Time) (Footer, error) {
+	return newFixed(size, now, "")
+}
+
+// NewFixedFor is NewFixed with the unique id derived from identity (the
+// content's identity, such as "sha256:<hex>" of the disk) instead of
+// random: the same disk and time give the same footer. An empty identity
+// gives a random id.
+func NewFixedFor(size int64, now time.Time, identity string) (Footer, error) {
+	return newFixed(size, now, identity)
+}
+
+// idNamespace is the RFC 4122 name-based namespace of content ids (a
+// random v4 id fixed for this plugin).
+var idNamespace = [16]byte{0x8c, 0x2f, 0x6b, 0x51, 0x3d, 0x0e, 0x4a, 0x7b, 0x9f, 0x12, 0x5e, 0xa4, 0x60, 0xc3, 0x17, 0xd9}
+
+// ContentID is the RFC 4122 version 5 UUID of identity in the plugin's
+// namespace.
+func ContentID(identity string) [16]byte {
+	h := sha1.New()
+	h.Write(idNamespace[:])
+	h.Write([]byte(identity))
+	var id [16]byte
+	copy(id[:], h.Sum(nil))
+	id[6] = id[6]&0x0f | 0x50 // version 5
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id
+}
+
+func newFixed(size int64, now time.Time, identity string) (Footer, error) {
 	if err := CheckSize(size); err != nil {
 		return Footer{}, err
 	}
@@ -95,6 +125,10 @@ func NewFixed(size int64, now time.Time) (Footer, error) {
 	}
 	copy(f.CreatorApp[:], CreatorApp)
 	copy(f.CreatorHostOS[:], CreatorHostOS)
+	if identity != "" {
+		f.UniqueID = ContentID(identity)
+		return f, nil
+	}
 	if _, err := rand.Read(f.UniqueID[:]); err != nil {
 		return Footer{}, fmt.Errorf("unique id: %w", err)
 	}

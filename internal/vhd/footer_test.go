@@ -142,3 +142,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The same identity gives the same id (a version 5 UUID), another identity
+// another; no identity a random version 4 id.
+func TestContentIdentityGivesAStableNameBasedUniqueID(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a, _ := NewFixedFor(1<<20, at, "sha256:aa")
+	b, _ := NewFixedFor(1<<20, at, "sha256:aa")
+	c, _ := NewFixedFor(1<<20, at, "sha256:ab")
+	if a.UniqueID != b.UniqueID || a.UniqueID == c.UniqueID || a.UniqueID != ContentID("sha256:aa") {
+		t.Fatalf("ids %x %x %x", a.UniqueID, b.UniqueID, c.UniqueID)
+	}
+	if a.UniqueID[6]>>4 != 5 || a.UniqueID[8]>>6 != 2 {
+		t.Fatalf("%x is not an RFC 4122 version 5 UUID", a.UniqueID)
+	}
+	if a.Marshal() != b.Marshal() {
+		t.Fatal("the same size, time and identity must give the same footer bytes")
+	}
+	r1, _ := NewFixedFor(1<<20, at, "")
+	r2, _ := NewFixed(1<<20, at)
+	if r1.UniqueID == r2.UniqueID || r1.UniqueID[6]>>4 != 4 || r2.UniqueID[6]>>4 != 4 {
+		t.Fatalf("random ids %x %x", r1.UniqueID, r2.UniqueID)
+	}
+	// Pinned, from Python's uuid.uuid5 of the same namespace and name: the
+	// id of an identity never changes between releases, or a re-upload of
+	// the same disk would differ in its footer.
+	if got := ContentID("sha256:aa"); got != [16]byte{0x66, 0x12, 0x72, 0x2c, 0x33, 0x16, 0x55, 0x4d, 0xa2, 0x67, 0xf3, 0xbb, 0xbe, 0x15, 0xa3, 0xcc} {
+		t.Fatalf("ContentID(sha256:aa) = %#v, want Python's uuid5", got)
+	}
+}

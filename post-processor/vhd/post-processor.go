@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -18,6 +19,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/diskfmt"
 	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
 	"github.com/osimage/packer-plugin-osimage/internal/qemuimg"
+	"github.com/osimage/packer-plugin-osimage/internal/sourcedate"
 	"github.com/osimage/packer-plugin-osimage/internal/vhd"
 )
 
@@ -52,6 +54,16 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	}
 
 	opts := vhd.Options{Force: p.config.Force, MD5: p.config.wants("md5"), SHA256: p.config.wants("sha256")}
+	// The same disk gives the same VHD: the footer's unique id comes from
+	// the disk's recorded sha256 and its timestamp from SOURCE_DATE_EPOCH.
+	if disk.SHA256 != "" {
+		opts.Identity = "sha256:" + disk.SHA256
+	}
+	stamp, err := sourcedate.Time(os.Getenv, time.Now())
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-vhd: %w", err)
+	}
+	opts.Now = func() time.Time { return stamp }
 	progress := packerutil.NewProgress(ui, filepath.Base(src))
 	defer progress.Close()
 	opts.Progress = progress.Update

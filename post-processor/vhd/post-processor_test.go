@@ -128,3 +128,43 @@ func TestAMalformedVariantAttributeIsAConfigureError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The same disk (by its recorded sha256) at the same SOURCE_DATE_EPOCH
+// gives the same VHD bytes, so a rebuild of identical content is reused
+// downstream; another disk another footer id.
+func TestTheSameDiskGivesTheSameVHDBytes(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "1764460800")
+	dir := t.TempDir()
+	raw := testutil.SparseFile(t, filepath.Join(dir, "src.raw"), 4<<20, map[int64][]byte{0: bytes.Repeat([]byte{9}, 512)})
+	run := func(sha, name string) []byte {
+		in := &artifact.Artifact{Builder: artifact.QemuBuilderID, Variant: variant.Variant{Key: "v1", Arch: "x86_64"},
+			Outputs: []artifact.File{{Path: raw, Role: artifact.RoleDisk, SHA256: sha}}}
+		p := configure(t, map[string]interface{}{"output": filepath.Join(dir, name)})
+		if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := run("aa", "a.vhd"), run("aa", "b.vhd")
+	if !bytes.Equal(a, b) {
+		t.Fatal("two conversions of the same disk differ")
+	}
+	c := run("ab", "c.vhd")
+	if bytes.Equal(a[len(a)-512:], c[len(c)-512:]) {
+		t.Fatal("another disk, the same footer")
+	}
+	// 2025-11-30T00:00:00Z is 817776000 = 0x30be4580 s after 2000-01-01.
+	if ts := a[len(a)-512+24 : len(a)-512+28]; ts[0] != 0x30 || ts[1] != 0xbe || ts[2] != 0x45 || ts[3] != 0x80 {
+		t.Fatalf("footer timestamp %x, want SOURCE_DATE_EPOCH's", ts)
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "soon")
+	in := &artifact.Artifact{Builder: artifact.QemuBuilderID, Outputs: []artifact.File{{Path: raw, Role: artifact.RoleDisk}}}
+	p := configure(t, map[string]interface{}{"output": filepath.Join(dir, "d.vhd")})
+	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in); err == nil || !strings.Contains(err.Error(), `SOURCE_DATE_EPOCH="soon"`) {
+		t.Fatalf("a bad SOURCE_DATE_EPOCH: %v", err)
+	}
+}
