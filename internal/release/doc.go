@@ -104,9 +104,9 @@ type GalleryVersion struct {
 
 // OCI is what was pushed to a registry repository.
 type OCI struct {
-	Repository string     `json:"repository"`
+	Repository string        `json:"repository"`
 	Manifests  []OCIManifest `json:"manifests,omitempty"`
-	Indexes    []Index    `json:"indexes,omitempty"`
+	Indexes    []Index       `json:"indexes,omitempty"`
 	// Tags are the version tags written when published; MovingTags those
 	// written when released (latest-style extra tags).
 	Tags       []string `json:"tags,omitempty"`
@@ -163,10 +163,14 @@ func (d *Doc) Target(name, interfaceType string) *Target {
 
 // Published reports whether every named target is published (false for
 // no targets: nothing is published then).
-func (d *Doc) Published(targets []string) bool { return d.all(targets, func(t *Target) bool { return t.Published != nil }) }
+func (d *Doc) Published(targets []string) bool {
+	return d.all(targets, func(t *Target) bool { return t.Published != nil })
+}
 
 // Released reports whether every named target is released.
-func (d *Doc) Released(targets []string) bool { return d.all(targets, func(t *Target) bool { return t.Released != nil }) }
+func (d *Doc) Released(targets []string) bool {
+	return d.all(targets, func(t *Target) bool { return t.Released != nil })
+}
 
 func (d *Doc) all(targets []string, done func(*Target) bool) bool {
 	if len(targets) == 0 {

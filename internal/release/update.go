@@ -38,7 +38,9 @@ func (r Ref) dir() string {
 // Name is the document name of a revision.
 func (r Ref) Name(revision int) string { return r.dir() + "r" + strconv.Itoa(revision) + ".json" }
 
-func (r Ref) String() string { return fmt.Sprintf("variant %s of release %s in %s", r.Key, r.Release, r.Store) }
+func (r Ref) String() string {
+	return fmt.Sprintf("variant %s of release %s in %s", r.Key, r.Release, r.Store)
+}
 
 // Revisions lists the revisions that have a document, ascending.
 func Revisions(ctx context.Context, r Ref) ([]int, error) {
