@@ -5,9 +5,13 @@ package matrix
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
+
+	"github.com/osimage/packer-plugin-osimage/internal/release"
 )
 
 // Config is the configuration of the osimage-matrix datasource.
@@ -45,6 +49,27 @@ type Config struct {
 	// image naming an undefined distro, a `skip` entry that matches
 	// nothing); the examples set it. `false`: all of them are warnings.
 	Strict config.Trilean `mapstructure:"strict"`
+	// Where the release state lives: a directory (created when missing) or
+	// a blob container URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX`,
+	// next to the VHDs; credentials from `AZURE_STORAGE_CONNECTION_STRING`,
+	// `AZURE_STORAGE_SAS_TOKEN` or Azure's default credential chain). One
+	// document per variant and revision records what each step made; the
+	// data source reads it to say which steps are `pending` per variant, and
+	// the components record into it (the variant carries the store). Defaults
+	// to none: every step of the stage is pending.
+	State string `mapstructure:"state"`
+	// The last step this run goes to: `build` (disks only), `publish` (also
+	// every publish target, as a pre-release: gallery versions excluded from
+	// latest, OCI version tags without the moving `extra_tags`) or `release`
+	// (also promotion: versions into latest, moving tags written). Defaults
+	// to `release`.
+	Stage string `mapstructure:"stage"`
+	// The revision to work on (Alpine's `r<N>`, part of the `release_name`):
+	// the current one in the state, or the next one to rebuild and publish a
+	// variant anew under new names and versions. A published revision is
+	// never rebuilt. Defaults to the highest revision in the state (0 when
+	// there is none).
+	Revision *int `mapstructure:"revision"`
 }
 
 // Prepare decodes and validates the configuration.
@@ -65,6 +90,18 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		if s == "" {
 			errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("skip[%d] is empty", i))
 		}
+	}
+	switch c.Stage = strings.TrimSpace(c.Stage); {
+	case c.Stage == "":
+		c.Stage = release.StepRelease
+	case !slices.Contains(release.Steps, c.Stage):
+		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("stage = %q: want one of %s", c.Stage, strings.Join(release.Steps, ", ")))
+	}
+	if c.Revision != nil && *c.Revision < 0 {
+		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("revision = %d: want 0 or more", *c.Revision))
+	}
+	if c.Revision != nil && c.State == "" && *c.Revision != 0 {
+		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("revision = %d needs state: revisions are counted in the release state", *c.Revision))
 	}
 	if errs != nil && len(errs.Errors) > 0 {
 		return errs
@@ -147,6 +184,23 @@ type VariantOutput struct {
 	// The `delivery.*` tables after `when` overrides, as JSON (read with
 	// `jsondecode()`); `"*"` values are `null`.
 	Delivery string `mapstructure:"delivery" cty:"delivery"`
+	// The release state's location (`state`), carried to the components
+	// so they record what they make; empty without `state`.
+	State string `mapstructure:"state" cty:"state"`
+	// The revision this run works on.
+	Revision int `mapstructure:"revision" cty:"revision"`
+	// Alpine's image name: image, release version, the rest of the key and
+	// `r<revision>` (`edge-1.0-x86_64-virtualization-r0`).
+	ReleaseName string `mapstructure:"release_name" cty:"release_name"`
+	// The stage asked (`stage`).
+	Stage string `mapstructure:"stage" cty:"stage"`
+	// The steps of the stage not done yet for this variant, in order
+	// (`build`, `publish`, `release`): build with osimage-disk only the
+	// variants whose list holds `build`, and give the others to the
+	// post-processors through `osimage-state`. Without `state`, every step
+	// of the stage; `publish` and `release` only for variants with publish
+	// targets.
+	Pending []string `mapstructure:"pending" cty:"pending"`
 }
 
 // TargetOutput is a publish target of a variant.

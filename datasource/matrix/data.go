@@ -4,6 +4,8 @@
 package matrix
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"log"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty/gocty"
 
 	"github.com/osimage/packer-plugin-osimage/internal/imagedef"
+	"github.com/osimage/packer-plugin-osimage/internal/release"
 )
 
 // Datasource expands image definitions into the variant matrix.
@@ -48,6 +51,9 @@ func Run(c Config) (*DatasourceOutput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("osimage-matrix: %w", err)
 	}
+	if err := applyState(c, vs); err != nil {
+		return nil, fmt.Errorf("osimage-matrix: %w", err)
+	}
 	mj, err := imagedef.MatrixJSON(vs)
 	if err != nil {
 		return nil, fmt.Errorf("osimage-matrix: matrix_json: %w", err)
@@ -73,6 +79,7 @@ func variantOutput(v *imagedef.Variant) VariantOutput {
 		Profiles: list(v.Profiles), Dimensions: map[string]string{}, Capabilities: map[string]string{},
 		PublishLabels: list(v.PublishLabels), PublishChannels: list(v.PublishChannels),
 		Targets: []TargetOutput{}, Unresolved: list(v.Unresolved), Delivery: v.Delivery.String(),
+		State: v.State, Revision: v.Revision, ReleaseName: v.ReleaseName, Stage: v.Stage, Pending: list(v.Pending),
 	}
 	for k, val := range v.Dimensions {
 		o.Dimensions[k] = val
@@ -84,6 +91,49 @@ func variantOutput(v *imagedef.Variant) VariantOutput {
 		o.Targets = append(o.Targets, TargetOutput{Name: t.Name, InterfaceType: t.InterfaceType, Backend: t.Backend, ResourceURN: t.ResourceURN, ImageName: t.ImageName})
 	}
 	return o
+}
+
+// applyState sets each variant's release fields: from the state when
+// `state` is given (revision, pending steps), else every step of the stage.
+func applyState(c Config, vs []imagedef.Variant) error {
+	stage := cmp.Or(c.Stage, release.StepRelease)
+	subjects := make([]release.Subject, len(vs))
+	for i := range vs {
+		subjects[i] = release.Subject{Key: vs[i].Key, Image: vs[i].Image, Release: vs[i].ReleaseVersion()}
+		for _, t := range vs[i].Targets {
+			subjects[i].Targets = append(subjects[i].Targets, t.Name)
+		}
+	}
+	var statuses []release.Status
+	if c.State != "" {
+		store, err := release.Open(c.State)
+		if err != nil {
+			return err
+		}
+		rev := -1
+		if c.Revision != nil {
+			rev = *c.Revision
+		}
+		if statuses, err = release.Plan(context.Background(), store, stage, rev, subjects); err != nil {
+			return err
+		}
+		for i := range vs {
+			vs[i].State = store.String()
+		}
+	} else {
+		statuses = make([]release.Status, len(vs))
+		for i, sub := range subjects {
+			p, err := release.Pending(nil, stage, sub.Targets)
+			if err != nil {
+				return err
+			}
+			statuses[i] = release.Status{Pending: p, Name: release.ImageName(sub.Image, sub.Key, sub.Release, 0)}
+		}
+	}
+	for i, st := range statuses {
+		vs[i].Revision, vs[i].ReleaseName, vs[i].Stage, vs[i].Pending = st.Revision, st.Name, stage, st.Pending
+	}
+	return nil
 }
 
 // list returns a non-nil copy, so HCL sees an empty list, never null.

@@ -1,14 +1,18 @@
 package matrix
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
+
+	"github.com/osimage/packer-plugin-osimage/internal/release"
 )
 
 func repo(t *testing.T, rel string) string {
@@ -90,5 +94,87 @@ func TestExecuteErrorNamesTheFile(t *testing.T) {
 	}
 	if !v.IsNull() || !v.Type().Equals(hcldec.ImpliedType(d.OutputSpec())) {
 		t.Fatalf("on error, want a typed null, got %#v", v)
+	}
+}
+
+// With a state, each variant says which steps of the stage are pending and
+// which revision the run works on; the components get the store in the
+// variant.
+func TestTheStateSaysWhatIsPendingPerVariant(t *testing.T) {
+	dir := t.TempDir()
+	store := release.Dir{Root: dir}
+	cfg := Config{ConfigPath: repo(t, "example/azurelinux/azldev.toml"), State: dir, Stage: "publish"}
+	out, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range out.Variants {
+		if v.State != dir || v.Revision != 0 || v.Stage != "publish" || strings.Join(v.Pending, ",") != "build,publish" ||
+			!strings.HasSuffix(v.ReleaseName, "-r0") || !strings.HasPrefix(v.ReleaseName, v.Image+"-4.0-") {
+			t.Fatalf("fresh state: %+v", v)
+		}
+	}
+	// vm-base gen2 x86_64 built and published, container-base aarch64 built.
+	done := func(key string, publish bool) {
+		ref := release.Ref{Store: store, Release: "4.0", Key: key}
+		image := strings.SplitN(key, "-", 3)[0] + "-" + strings.SplitN(key, "-", 3)[1]
+		if _, err := release.Update(context.Background(), ref, 0, release.Doc{Image: image}, func(d *release.Doc) error {
+			now := time.Now()
+			d.Built = &now
+			if publish {
+				for _, v := range out.Variants {
+					if v.Key == key {
+						for _, tg := range v.Targets {
+							d.Target(tg.Name, tg.InterfaceType).Published = &now
+						}
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done("vm-base-x86_64-virtualization-gen2", true)
+	done("container-base-aarch64-virtualization", false)
+	for stage, want := range map[string]map[string]string{
+		"publish": {"vm-base-x86_64-virtualization-gen2": "", "container-base-aarch64-virtualization": "publish", "vm-base-x86_64-virtualization-gen1": "build,publish"},
+		"release": {"vm-base-x86_64-virtualization-gen2": "release", "container-base-aarch64-virtualization": "publish,release"},
+		"build":   {"vm-base-x86_64-virtualization-gen2": "", "vm-base-aarch64-virtualization-gen2": "build"},
+	} {
+		cfg.Stage = stage
+		out, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range out.Variants {
+			if w, ok := want[v.Key]; ok && strings.Join(v.Pending, ",") != w {
+				t.Errorf("stage %s, %s: pending %v, want %s", stage, v.Key, v.Pending, w)
+			}
+		}
+	}
+	// A revision that does not exist, and a new one.
+	two := 2
+	cfg.Revision = &two
+	if _, err := Run(cfg); err == nil || !strings.Contains(err.Error(), "revision 2 does not exist; ask for r0 (current) or r1 (a new revision)") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("revision 2: %v", err)
+	}
+	one := 1
+	cfg.Revision, cfg.Stage = &one, "build"
+	out, err = Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range out.Variants {
+		if v.Revision != 1 || strings.Join(v.Pending, ",") != "build" || !strings.HasSuffix(v.ReleaseName, "-r1") {
+			t.Fatalf("a new revision rebuilds: %+v", v)
+		}
+	}
+}
+
+func TestStageAndRevisionAreValidated(t *testing.T) {
+	err := (&Datasource{}).Configure(map[string]interface{}{"config": "x.toml", "stage": "deploy", "revision": 3})
+	if err == nil || !strings.Contains(err.Error(), `stage = "deploy": want one of build, publish, release`) || !strings.Contains(err.Error(), "revision = 3 needs state") {
+		t.Fatalf("err = %v", err)
 	}
 }

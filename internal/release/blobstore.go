@@ -34,9 +34,11 @@ type BlobStore struct {
 // OpenBlob opens the container and prefix of u
 // (https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX, or Azurite's
 // http://127.0.0.1:PORT/ACCOUNT/CONTAINER/PREFIX). Credentials: a SAS in
-// u's query; else the connection string in AZURE_STORAGE_CONNECTION_STRING;
-// else azidentity's default chain (environment, workload identity, managed
-// identity, Azure CLI).
+// u's query or in AZURE_STORAGE_SAS_TOKEN; else the connection string in
+// AZURE_STORAGE_CONNECTION_STRING; else azidentity's default chain
+// (environment, workload identity, managed identity, Azure CLI). String()
+// never shows the SAS, so the store can travel in a variant: components
+// open it again with the credentials of their environment.
 func OpenBlob(u string) (*BlobStore, error) {
 	parts, err := azblob.ParseURL(u)
 	if err != nil || parts.ContainerName == "" {
@@ -50,9 +52,12 @@ func OpenBlob(u string) (*BlobStore, error) {
 	parts.BlobName, parts.Snapshot, parts.VersionID = "", "", ""
 	containerURL := parts.String()
 	b := &BlobStore{prefix: prefix, where: redactURL(containerURL) + "/" + prefix}
+	sasEnv := strings.TrimPrefix(os.Getenv("AZURE_STORAGE_SAS_TOKEN"), "?")
 	switch cs := os.Getenv("AZURE_STORAGE_CONNECTION_STRING"); {
 	case hasSAS:
 		b.client, err = container.NewClientWithNoCredential(containerURL, nil)
+	case sasEnv != "":
+		b.client, err = container.NewClientWithNoCredential(containerURL+"?"+sasEnv, nil)
 	case cs != "":
 		b.client, err = container.NewClientFromConnectionString(cs, parts.ContainerName, nil)
 	default:

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -75,7 +76,8 @@ type Current struct {
 
 // Select picks the revision a run works on: want < 0 means the highest in
 // the store (0 when there is none); otherwise want must be the highest, or
-// the one after it (a new revision). Documents are checked to belong to
+// the one after it (a new revision), or anything for a variant without
+// documents (new to the release). Documents are checked to belong to
 // the variant (key and image).
 func Select(ctx context.Context, r Ref, image string, want int) (*Current, error) {
 	revs, err := Revisions(ctx, r)
@@ -89,16 +91,14 @@ func Select(ctx context.Context, r Ref, image string, want int) (*Current, error
 	switch {
 	case want < 0:
 		c.Revision = max(c.Latest, 0)
-	case want == c.Latest, want == c.Latest+1:
+	case want == c.Latest, want == c.Latest+1, c.Latest < 0:
+		// The current revision, the next one, or the first one of a
+		// variant new to the release (any number, as the release asks).
 		c.Revision = want
 	case want < c.Latest:
 		return nil, fmt.Errorf("%s: revision %d is older than the current r%d; ask for r%d (current) or r%d (a new revision)", r, want, c.Latest, c.Latest, c.Latest+1)
 	default:
-		next := "r0 (a new revision)"
-		if c.Latest >= 0 {
-			next = fmt.Sprintf("r%d (current) or r%d (a new revision)", c.Latest, c.Latest+1)
-		}
-		return nil, fmt.Errorf("%s: revision %d does not exist; ask for %s", r, want, next)
+		return nil, fmt.Errorf("%s: revision %d does not exist; ask for r%d (current) or r%d (a new revision)", r, want, c.Latest, c.Latest+1)
 	}
 	if c.Revision > c.Latest {
 		return c, nil
@@ -179,6 +179,59 @@ func Latest(ctx context.Context, s Store, release string) ([]*Doc, error) {
 		}
 		if c.Doc != nil {
 			out = append(out, c.Doc)
+		}
+	}
+	return out, nil
+}
+
+// Subject is a variant as Plan sees it.
+type Subject struct {
+	Key, Image, Release string
+	Targets             []string // the names of its publish targets
+}
+
+// Status is what Plan found for one variant.
+type Status struct {
+	Revision int
+	Name     string   // Alpine's image name with the revision
+	Pending  []string // the steps of the stage not done yet
+	Doc      *Doc     // nil when the revision has no document yet
+}
+
+// planWorkers bounds the store requests Plan has in flight.
+const planWorkers = 8
+
+// Plan selects each variant's revision in the store (revision < 0: the
+// current one) and says which steps of stage are pending for it, with up to
+// planWorkers store requests at a time. The first error (in subject order)
+// is returned.
+func Plan(ctx context.Context, s Store, stage string, revision int, subjects []Subject) ([]Status, error) {
+	if _, err := Pending(nil, stage, nil); err != nil {
+		return nil, err
+	}
+	out := make([]Status, len(subjects))
+	errs := make([]error, len(subjects))
+	sem := make(chan struct{}, planWorkers)
+	var wg sync.WaitGroup
+	for i, sub := range subjects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := Select(ctx, Ref{Store: s, Release: sub.Release, Key: sub.Key}, sub.Image, revision)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			p, _ := Pending(c.Doc, stage, sub.Targets)
+			out[i] = Status{Revision: c.Revision, Name: ImageName(sub.Image, sub.Key, sub.Release, c.Revision), Pending: p, Doc: c.Doc}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

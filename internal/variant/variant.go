@@ -61,6 +61,18 @@ type Variant struct {
 	// ("{}" when there are none); values given as "*" are null. Read it with
 	// DeliveryValue. Treat it as read-only: variants may share it.
 	Delivery Delivery `json:"delivery"`
+	// The release state (osimage-matrix with `state`), for the components
+	// to prune their work and record what they made: the store (a
+	// directory or a blob container URL, never with a secret), the
+	// revision this run works on, Alpine's image name with it, the stage
+	// asked (build, publish or release) and the steps of that stage still
+	// pending for this variant. Without a store, Pending lists every step
+	// of the stage.
+	State       string   `json:"state,omitempty"`
+	Revision    int      `json:"revision"`
+	ReleaseName string   `json:"release_name,omitempty"`
+	Stage       string   `json:"stage,omitempty"`
+	Pending     []string `json:"pending,omitempty"`
 }
 
 // Target is a publish target this variant goes to.
@@ -331,4 +343,28 @@ func (v Variant) Clone() Variant {
 	c.Unresolved = slices.Clone(v.Unresolved)
 	c.Delivery = Delivery(slices.Clone([]byte(v.Delivery)))
 	return c
+}
+
+// Steps of a release whose pending state components ask with StepPending
+// (internal/release names them too).
+const (
+	StepBuild   = "build"
+	StepPublish = "publish"
+	StepRelease = "release"
+)
+
+// StepPending reports whether a component should do its part of step for
+// this variant: always without a release state (the variant runs
+// everything), else when the matrix listed the step as pending.
+func (v *Variant) StepPending(step string) bool {
+	return v.State == "" || slices.Contains(v.Pending, step)
+}
+
+// ReleaseVersion is the version a release of this variant is known by: its
+// release_ver, else its distro_version.
+func (v *Variant) ReleaseVersion() string {
+	if v.ReleaseVer != "" {
+		return v.ReleaseVer
+	}
+	return v.DistroVersion
 }
