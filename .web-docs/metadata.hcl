@@ -15,6 +15,11 @@ integration {
     slug = "disk"
   }
   component {
+    type = "builder"
+    name = "State"
+    slug = "state"
+  }
+  component {
     type = "post-processor"
     name = "VHD"
     slug = "vhd"

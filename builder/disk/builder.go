@@ -34,6 +34,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
+	"github.com/osimage/packer-plugin-osimage/internal/release"
 )
 
 // Builder makes a raw disk (plus boot files) from a KIWI description or an
@@ -59,7 +60,7 @@ func (b *Builder) Prepare(raws ...interface{}) ([]string, []string, error) {
 func (b *Builder) Steps() []multistep.Step {
 	c := &b.config
 	disk := filepath.Join(c.OutputDirectory, c.diskName)
-	pre := &stepPreflight{arch: c.Arch, bootFiles: c.wantBootFiles(), key: c.key()}
+	pre := &stepPreflight{arch: c.Arch, bootFiles: c.wantBootFiles(), key: c.key(), state: c.state}
 	steps := []multistep.Step{pre, &stepOutputDir{dir: c.OutputDirectory, force: c.PackerForce}}
 	if c.Kiwi != nil {
 		pre.kiwi, pre.kiwiBinary, pre.targetArch = &c.kiwiOpts, c.Kiwi.KiwiPath, c.Kiwi.TargetArch
@@ -112,6 +113,9 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		return nil, errors.New("build was halted")
 	}
 	a := c.artifact(state)
+	if c.state != nil {
+		c.recordBuilt(ctx, ui, a.Artifact)
+	}
 	if d, ok := state.GetOk(StateKiwiDuration); ok {
 		own := total - d.(time.Duration)
 		ui.Sayf("Build took %v: kiwi-ng %v, the builder's own steps %v (%.1f%%)",
@@ -147,6 +151,24 @@ var roleOrder = map[string]int{
 }
 
 // artifact assembles the artifact from a finished build's state.
+// recordBuilt records the build in the variant's release state. A failure
+// there does not fail the build (its files are good): the next run finds
+// no record and builds again.
+func (c *Config) recordBuilt(ctx context.Context, ui packersdk.Ui, a *artifact.Artifact) {
+	var files []release.File
+	for _, f := range a.Outputs {
+		if f.Role == artifact.RoleLog {
+			continue
+		}
+		files = append(files, release.File{Role: f.Role, Name: filepath.Base(f.Path), Size: f.Size, SHA256: f.SHA256})
+	}
+	if _, err := c.state.Built(ctx, files, time.Now()); err != nil {
+		ui.Errorf("Warning: the build is done, but recording it in the release state failed (the next run builds it again): %v", err)
+		return
+	}
+	ui.Sayf("Recorded the build of %s in the release state (%s)", c.variant.ReleaseName, c.state)
+}
+
 func (c *Config) artifact(state multistep.StateBag) *Artifact {
 	out := getOutputs(state)
 	files := append([]artifact.File(nil), out.Files...)

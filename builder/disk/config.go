@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
+	"github.com/osimage/packer-plugin-osimage/internal/release"
 	"github.com/osimage/packer-plugin-osimage/internal/sbom"
 	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
@@ -151,10 +152,11 @@ type Config struct {
 	ctx interpolate.Context
 
 	// Set by Prepare.
-	kiwiFile string          // base name of the KIWI file when description named one
-	diskName string          // file name of the disk in the output directory
-	variant  variant.Variant // the variant with the explicit fields applied
-	kiwiOpts kiwi.Options    // the KIWI invocation, without its target directory
+	kiwiFile string            // base name of the KIWI file when description named one
+	diskName string            // file name of the disk in the output directory
+	variant  variant.Variant   // the variant with the explicit fields applied
+	kiwiOpts kiwi.Options      // the KIWI invocation, without its target directory
+	state    *release.Recorder // the variant's release state; nil without one
 }
 
 // KiwiConfig is the `kiwi` block: how to run `kiwi-ng system build`.
@@ -330,6 +332,12 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		c.SBOMFormat = sbom.FormatSPDX
 	case !slices.Contains(sbom.Formats, c.SBOMFormat):
 		add(fmt.Errorf("sbom_format = %q: want one of %s", c.SBOMFormat, strings.Join(sbom.Formats, ", ")))
+	}
+
+	if st, err := release.RecorderFor(&c.variant); err != nil {
+		add(fmt.Errorf("variant %s: %w", c.variant.Key, err))
+	} else {
+		c.state = st
 	}
 
 	name := c.Key

@@ -11,6 +11,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/diskfmt"
 	"github.com/osimage/packer-plugin-osimage/internal/kiwi"
 	"github.com/osimage/packer-plugin-osimage/internal/qemuimg"
+	"github.com/osimage/packer-plugin-osimage/internal/release"
 )
 
 // kiwiPreflight checks the host for a KIWI build; tests replace it to run
@@ -37,9 +38,18 @@ type stepPreflight struct {
 
 	bootFiles bool   // kernel, initramfs and rootfs will be extracted
 	key       string // for messages
+
+	// state is the variant's release state; nil without one. A revision
+	// published anywhere is never rebuilt.
+	state *release.Recorder
 }
 
 func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	if s.state != nil {
+		if err := s.state.CheckBuild(ctx); err != nil {
+			return halt(state, err)
+		}
+	}
 	if s.qemu != nil {
 		if err := s.qemu.check(); err != nil {
 			return halt(state, err)

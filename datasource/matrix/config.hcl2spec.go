@@ -16,6 +16,9 @@ type FlatConfig struct {
 	Only       []string `mapstructure:"only" cty:"only" hcl:"only"`
 	Skip       []string `mapstructure:"skip" cty:"skip" hcl:"skip"`
 	Strict     *bool    `mapstructure:"strict" cty:"strict" hcl:"strict"`
+	State      *string  `mapstructure:"state" cty:"state" hcl:"state"`
+	Stage      *string  `mapstructure:"stage" cty:"stage" hcl:"stage"`
+	Revision   *int     `mapstructure:"revision" cty:"revision" hcl:"revision"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -30,12 +33,15 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"config":  &hcldec.AttrSpec{Name: "config", Type: cty.String, Required: false},
-		"distro":  &hcldec.AttrSpec{Name: "distro", Type: cty.String, Required: false},
-		"version": &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
-		"only":    &hcldec.AttrSpec{Name: "only", Type: cty.List(cty.String), Required: false},
-		"skip":    &hcldec.AttrSpec{Name: "skip", Type: cty.List(cty.String), Required: false},
-		"strict":  &hcldec.AttrSpec{Name: "strict", Type: cty.Bool, Required: false},
+		"config":   &hcldec.AttrSpec{Name: "config", Type: cty.String, Required: false},
+		"distro":   &hcldec.AttrSpec{Name: "distro", Type: cty.String, Required: false},
+		"version":  &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
+		"only":     &hcldec.AttrSpec{Name: "only", Type: cty.List(cty.String), Required: false},
+		"skip":     &hcldec.AttrSpec{Name: "skip", Type: cty.List(cty.String), Required: false},
+		"strict":   &hcldec.AttrSpec{Name: "strict", Type: cty.Bool, Required: false},
+		"state":    &hcldec.AttrSpec{Name: "state", Type: cty.String, Required: false},
+		"stage":    &hcldec.AttrSpec{Name: "stage", Type: cty.String, Required: false},
+		"revision": &hcldec.AttrSpec{Name: "revision", Type: cty.Number, Required: false},
 	}
 	return s
 }
@@ -127,6 +133,11 @@ type FlatVariantOutput struct {
 	Targets          []FlatTargetOutput `mapstructure:"targets" cty:"targets" hcl:"targets"`
 	Unresolved       []string           `mapstructure:"unresolved" cty:"unresolved" hcl:"unresolved"`
 	Delivery         *string            `mapstructure:"delivery" cty:"delivery" hcl:"delivery"`
+	State            *string            `mapstructure:"state" cty:"state" hcl:"state"`
+	Revision         *int               `mapstructure:"revision" cty:"revision" hcl:"revision"`
+	ReleaseName      *string            `mapstructure:"release_name" cty:"release_name" hcl:"release_name"`
+	Stage            *string            `mapstructure:"stage" cty:"stage" hcl:"stage"`
+	Pending          []string           `mapstructure:"pending" cty:"pending" hcl:"pending"`
 }
 
 // FlatMapstructure returns a new FlatVariantOutput.
@@ -163,6 +174,11 @@ func (*FlatVariantOutput) HCL2Spec() map[string]hcldec.Spec {
 		"targets":           &hcldec.BlockListSpec{TypeName: "targets", Nested: hcldec.ObjectSpec((*FlatTargetOutput)(nil).HCL2Spec())},
 		"unresolved":        &hcldec.AttrSpec{Name: "unresolved", Type: cty.List(cty.String), Required: false},
 		"delivery":          &hcldec.AttrSpec{Name: "delivery", Type: cty.String, Required: false},
+		"state":             &hcldec.AttrSpec{Name: "state", Type: cty.String, Required: false},
+		"revision":          &hcldec.AttrSpec{Name: "revision", Type: cty.Number, Required: false},
+		"release_name":      &hcldec.AttrSpec{Name: "release_name", Type: cty.String, Required: false},
+		"stage":             &hcldec.AttrSpec{Name: "stage", Type: cty.String, Required: false},
+		"pending":           &hcldec.AttrSpec{Name: "pending", Type: cty.List(cty.String), Required: false},
 	}
 	return s
 }

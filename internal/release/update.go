@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 // Ref names one variant of one release in a store.
@@ -235,4 +237,84 @@ func Plan(ctx context.Context, s Store, stage string, revision int, subjects []S
 		}
 	}
 	return out, nil
+}
+
+// Recorder binds one variant (and the revision the run works on) to its
+// state document, for the components.
+type Recorder struct {
+	Ref      Ref
+	Revision int
+	init     Doc
+}
+
+// RecorderFor opens the store a variant carries; nil (and no error) when
+// it carries none.
+func RecorderFor(v *variant.Variant) (*Recorder, error) {
+	if v.State == "" {
+		return nil, nil
+	}
+	s, err := Open(v.State)
+	if err != nil {
+		return nil, err
+	}
+	rel := v.ReleaseVersion()
+	name := v.ReleaseName
+	if name == "" {
+		name = ImageName(v.Image, v.Key, rel, v.Revision)
+	}
+	return &Recorder{
+		Ref:      Ref{Store: s, Release: rel, Key: v.Key},
+		Revision: v.Revision,
+		init: Doc{Image: v.Image, Name: name, Arch: v.Arch, Platform: v.Platform, Firmware: v.Firmware,
+			HyperVGeneration: v.HyperVGeneration},
+	}, nil
+}
+
+func (r *Recorder) String() string { return fmt.Sprintf("%s, r%d", r.Ref, r.Revision) }
+
+// Load returns the document, nil when the revision has none yet.
+func (r *Recorder) Load(ctx context.Context) (*Doc, error) {
+	data, _, err := r.Ref.Store.Get(ctx, r.Ref.Name(r.Revision))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r, err)
+	}
+	return Parse(r.Ref.Store.String()+"/"+r.Ref.Name(r.Revision), data)
+}
+
+// CheckBuild refuses to build a revision that is published anywhere: its
+// names and versions are out, so a new disk needs a new revision.
+func (r *Recorder) CheckBuild(ctx context.Context) error {
+	d, err := r.Load(ctx)
+	if err != nil || d == nil {
+		return err
+	}
+	var out []string
+	for _, t := range d.Targets {
+		if t.Published != nil {
+			out = append(out, t.Name)
+		}
+	}
+	if len(out) > 0 {
+		return fmt.Errorf("%s is published (%s): a rebuild needs a new revision, revision = %d in osimage-matrix", r, strings.Join(out, ", "), r.Revision+1)
+	}
+	return nil
+}
+
+// Update applies fn to the document (made when missing) and writes it.
+func (r *Recorder) Update(ctx context.Context, fn func(*Doc) error) (*Doc, error) {
+	return Update(ctx, r.Ref, r.Revision, r.init, fn)
+}
+
+// Built records a build: its files and the time. Records of targets stay:
+// a rebuild of an unpublished revision keeps what was uploaded, which the
+// publishers check against the new files.
+func (r *Recorder) Built(ctx context.Context, files []File, at time.Time) (*Doc, error) {
+	return r.Update(ctx, func(d *Doc) error {
+		at := at.UTC().Truncate(time.Second)
+		d.Built, d.Files = &at, files
+		return nil
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
 	"github.com/osimage/packer-plugin-osimage/internal/qemuimg"
 	"github.com/osimage/packer-plugin-osimage/internal/sourcedate"
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 	"github.com/osimage/packer-plugin-osimage/internal/vhd"
 )
 
@@ -43,6 +44,12 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		return nil, false, false, err
 	}
 	p.config.ApplyVariant(a)
+	// The VHD feeds the gallery: with a release state that has the
+	// variant published already, it is not needed.
+	if !a.Variant.StepPending(variant.StepPublish) {
+		ui.Sayf("%s: publish is not pending (release state), no VHD needed", a.Variant.Key)
+		return a, true, false, nil
+	}
 	disk, err := pickDisk(a)
 	if err != nil {
 		return nil, false, false, fmt.Errorf("osimage-vhd: %w", err)

@@ -89,7 +89,7 @@ func TestPostProcessNamesMissingQemuImg(t *testing.T) {
 func TestPostProcessRejectsArtifactWithoutDisk(t *testing.T) {
 	in := &artifact.Artifact{Builder: "x", Outputs: []artifact.File{{Path: "/k", Role: artifact.RoleKernel}}}
 	_, _, _, err := configure(t, map[string]interface{}{}).PostProcess(context.Background(), packersdk.TestUi(t), in)
-	if err == nil || !strings.Contains(err.Error(), "no vhd file") && !strings.Contains(err.Error(), "no disk") {
+	if err == nil || !strings.Contains(err.Error(), "no vhd file") && !strings.Contains(err.Error(), "holds no files") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -166,5 +166,22 @@ func TestTheSameDiskGivesTheSameVHDBytes(t *testing.T) {
 	p := configure(t, map[string]interface{}{"output": filepath.Join(dir, "d.vhd")})
 	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in); err == nil || !strings.Contains(err.Error(), `SOURCE_DATE_EPOCH="soon"`) {
 		t.Fatalf("a bad SOURCE_DATE_EPOCH: %v", err)
+	}
+}
+
+// With a release state in which the variant is published, the VHD is not
+// made (the input, whose disk may not even be here, passes through).
+func TestNoVHDIsMadeWhenPublishIsNotPending(t *testing.T) {
+	in := &artifact.Artifact{Builder: "osimage.builder.state",
+		Variant: variant.Variant{Key: "v1", Arch: "x86_64", State: t.TempDir(), Pending: []string{"release"}}}
+	p := configure(t, map[string]interface{}{})
+	ui := packersdk.TestUi(t)
+	out, keep, _, err := p.PostProcess(context.Background(), ui, in)
+	if err != nil || !keep || out.(*artifact.Artifact).Variant.Key != "v1" || len(out.Files()) != 0 {
+		t.Fatalf("%v %v %v", out, keep, err)
+	}
+	in.Variant.Pending = []string{"publish", "release"}
+	if _, _, _, err := p.PostProcess(context.Background(), ui, in); err == nil || !strings.Contains(err.Error(), "holds no files") {
+		t.Fatalf("publish pending without a disk: %v", err)
 	}
 }
