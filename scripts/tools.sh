@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned tools into .tools/bin: packer (reused from PATH when it is
 # >= 1.10), packer-sdc, the distribution registry, and the OCI clients of
-# tools/oci (ironcore-image, ironcore-resolve, crane, oras), actionlint; installs Azurite
+# tools/oci (ironcore-image, ironcore-resolve, crane, oras), cosign from
+# tools/sign, actionlint; installs Azurite
 # with npm into .tools/azurite. Every step is skipped when its output is current,
 # so a second run takes seconds.
 set -euo pipefail
@@ -65,6 +66,14 @@ if [ "$want" = all ] || [ "$want" = oci ]; then
       (cd "$root/tools/oci" && go build -o "$out" "$p")
     fi
   done
+fi
+
+if [ "$want" = all ] || [ "$want" = cosign ]; then
+  # The signature tests verify with the real cosign (tools/sign, pinned).
+  if ! fresh "$bin/cosign" "$root/tools/sign/go.sum"; then
+    say "building cosign from tools/sign/go.mod (a few minutes the first time)"
+    (cd "$root/tools/sign" && go build -o "$bin/cosign" github.com/sigstore/cosign/v2/cmd/cosign)
+  fi
 fi
 
 if [ "$want" = all ] || [ "$want" = actionlint ]; then
