@@ -22,15 +22,16 @@ import (
 
 // Roles a file can play.
 const (
-	RoleDisk     = "disk"     // a disk image (raw unless Format says otherwise)
-	RoleVHD      = "vhd"      // a fixed VHD ready for Azure
-	RoleKernel   = "kernel"   // a kernel for direct (baremetal/PXE) boot
-	RoleInitrd   = "initrd"   // the matching initramfs
-	RoleRootfs   = "rootfs"   // a root filesystem image
-	RoleCmdline  = "cmdline"  // the kernel command line for direct boot (one line of text)
-	RolePackages = "packages" // the list of packages inside the image
-	RoleSBOM     = "sbom"     // the image's software bill of materials (SPDX or CycloneDX JSON)
-	RoleLog      = "log"      // a build log
+	RoleDisk     = "disk"      // a disk image (raw unless Format says otherwise)
+	RoleVHD      = "vhd"       // a fixed VHD ready for Azure
+	RoleKernel   = "kernel"    // a kernel for direct (baremetal/PXE) boot
+	RoleInitrd   = "initrd"    // the matching initramfs
+	RoleRootfs   = "rootfs"    // a root filesystem image
+	RoleCmdline  = "cmdline"   // the kernel command line for direct boot (one line of text)
+	RolePackages = "packages"  // the list of packages inside the image
+	RoleSBOM     = "sbom"      // the image's software bill of materials (SPDX or CycloneDX JSON)
+	RoleSig      = "signature" // a detached signature (cosign sign-blob's) of another file
+	RoleLog      = "log"       // a build log
 )
 
 // StateKey is the Artifact.State key under which the whole model travels,

@@ -13,7 +13,7 @@ import (
 // cosign is the real cosign (tools/sign, built by make tools).
 func cosign(t *testing.T) string {
 	t.Helper()
-	return testutil.NeedTool(t, "cosign", "(none: make tools builds it from tools/sign)")
+	return testutil.NeedBuilt(t, "cosign")
 }
 
 func runCosign(t *testing.T, bin, dir string, env []string, args ...string) (string, error) {

@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -99,6 +100,17 @@ func (s *Signer) SignBlob(r io.Reader) (string, error) {
 func (s *Signer) SignBytes(b []byte) (string, error) {
 	d := sha256.Sum256(b)
 	return s.signDigest(d[:])
+}
+
+// SignSHA256 signs content whose SHA-256 is known already (hex), as
+// SignBlob of that content would: a caller that hashed a file while
+// writing it need not read it again.
+func (s *Signer) SignSHA256(hexDigest string) (string, error) {
+	d, err := hex.DecodeString(hexDigest)
+	if err != nil || len(d) != sha256.Size {
+		return "", fmt.Errorf("sign: %q is not a hex SHA-256", hexDigest)
+	}
+	return s.signDigest(d)
 }
 
 func (s *Signer) signDigest(d []byte) (string, error) {

@@ -5,7 +5,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -69,6 +71,14 @@ func TestEveryKeyFormSignsBlobsThatItsPublicKeyVerifies(t *testing.T) {
 		b, _ := s.SignBytes(content)
 		if err := Verify(pub, content, b); err != nil {
 			t.Fatalf("SignBytes: %v", err)
+		}
+		sum := sha256.Sum256(content)
+		h, err := s.SignSHA256(hex.EncodeToString(sum[:]))
+		if err != nil || Verify(pub, content, h) != nil {
+			t.Fatalf("SignSHA256: %v", err)
+		}
+		if _, err := s.SignSHA256("abc"); err == nil {
+			t.Fatal("SignSHA256 of a non-digest")
 		}
 	}
 }

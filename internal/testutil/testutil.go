@@ -66,6 +66,26 @@ func NeedTool(t testing.TB, name, debianPkg string) string {
 	return ""
 }
 
+// NeedBuilt returns a program `make tools` builds into the repository's
+// .tools/bin (cosign, crane, ...): from PATH, else from .tools/bin above the
+// test's directory; or it skips (fails under OSIMAGE_REQUIRE_TOOLS=1)
+// saying to run make tools.
+func NeedBuilt(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
+			if c := filepath.Join(d, ".tools", "bin", name); isExec(c) {
+				return c
+			}
+		}
+	}
+	Need(t, false, name+" not found in PATH or .tools/bin", "run make tools (it builds "+name+" from the pinned tools modules)")
+	return ""
+}
+
 func isExec(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0

@@ -19,6 +19,7 @@ import (
 type Config struct {
 	common.PackerConfig      `mapstructure:",squash"`
 	packerutil.VariantConfig `mapstructure:",squash"`
+	packerutil.SigningConfig `mapstructure:",squash"`
 
 	// Path of the VHD to write. Defaults to the input disk's path with its
 	// extension replaced by `.vhd` (`disk.raw` becomes `disk.vhd`). Accepts
@@ -63,6 +64,9 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	var errs *packersdk.MultiError
 	if err := c.PrepareVariant(); err != nil {
+		errs = packersdk.MultiErrorAppend(errs, err)
+	}
+	if err := c.PrepareSigning(); err != nil {
 		errs = packersdk.MultiErrorAppend(errs, err)
 	}
 	for i, s := range c.Checksums {

@@ -19,6 +19,9 @@ type FlatConfig struct {
 	PackerUserVars      map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
 	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
 	Variant             *string           `mapstructure:"variant" cty:"variant" hcl:"variant"`
+	SigningKey          *string           `mapstructure:"signing_key" cty:"signing_key" hcl:"signing_key"`
+	SigningKeyEnv       *string           `mapstructure:"signing_key_env" cty:"signing_key_env" hcl:"signing_key_env"`
+	SigningKeyPassword  *string           `mapstructure:"signing_key_password" cty:"signing_key_password" hcl:"signing_key_password"`
 	Output              *string           `mapstructure:"output" cty:"output" hcl:"output"`
 	InPlace             *bool             `mapstructure:"in_place" cty:"in_place" hcl:"in_place"`
 	Force               *bool             `mapstructure:"force" cty:"force" hcl:"force"`
@@ -47,6 +50,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
 		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
 		"variant":                    &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
+		"signing_key":                &hcldec.AttrSpec{Name: "signing_key", Type: cty.String, Required: false},
+		"signing_key_env":            &hcldec.AttrSpec{Name: "signing_key_env", Type: cty.String, Required: false},
+		"signing_key_password":       &hcldec.AttrSpec{Name: "signing_key_password", Type: cty.String, Required: false},
 		"output":                     &hcldec.AttrSpec{Name: "output", Type: cty.String, Required: false},
 		"in_place":                   &hcldec.AttrSpec{Name: "in_place", Type: cty.Bool, Required: false},
 		"force":                      &hcldec.AttrSpec{Name: "force", Type: cty.Bool, Required: false},

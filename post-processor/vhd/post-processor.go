@@ -60,7 +60,9 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		return nil, false, false, fmt.Errorf("osimage-vhd: input disk: %w", err)
 	}
 
-	opts := vhd.Options{Force: p.config.Force, MD5: p.config.wants("md5"), SHA256: p.config.wants("sha256")}
+	signer := p.config.Signer()
+	// A signature signs the VHD's SHA-256, taken in the copy pass.
+	opts := vhd.Options{Force: p.config.Force, MD5: p.config.wants("md5"), SHA256: p.config.wants("sha256") || signer != nil}
 	// The same disk gives the same VHD: the footer's unique id comes from
 	// the disk's recorded sha256 and its timestamp from SOURCE_DATE_EPOCH.
 	if disk.SHA256 != "" {
@@ -140,6 +142,19 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	}
 	if res.SHA256 != "" {
 		out.Extra["vhd_sha256"] = res.SHA256
+	}
+	if signer != nil {
+		sig, err := signer.SignSHA256(res.SHA256)
+		if err == nil {
+			err = os.WriteFile(res.Path+".sig", []byte(sig), 0o644)
+		}
+		if err != nil {
+			return nil, false, false, fmt.Errorf("osimage-vhd: signature of %s: %w", res.Path, err)
+		}
+		out.Outputs = append(out.Outputs, artifact.File{Path: res.Path + ".sig", Role: artifact.RoleSig})
+		out.Owned = append(out.Owned, res.Path+".sig")
+		out.Extra["vhd_signature"] = res.Path + ".sig"
+		ui.Sayf("Signed %s: %s.sig (cosign verify-blob --key <public key> --signature %s.sig --insecure-ignore-tlog %s)", res.Path, res.Path, res.Path, res.Path)
 	}
 	// Keep the input: later post-processors (OCI) need the raw disk. When the
 	// input file is the VHD, deleting the input would delete the output, so

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,5 +184,54 @@ func TestNoVHDIsMadeWhenPublishIsNotPending(t *testing.T) {
 	in.Variant.Pending = []string{"publish", "release"}
 	if _, _, _, err := p.PostProcess(context.Background(), ui, in); err == nil || !strings.Contains(err.Error(), "holds no files") {
 		t.Fatalf("publish pending without a disk: %v", err)
+	}
+}
+
+// With a key, the VHD gets a detached signature the real cosign verifies
+// with the public key; a bad key or password fails at configure time.
+func TestTheVHDIsSignedSoCosignVerifiesIt(t *testing.T) {
+	cosign := testutil.NeedBuilt(t, "cosign")
+	dir := t.TempDir()
+	env := append(os.Environ(), "HOME="+dir, "COSIGN_PASSWORD=pw")
+	gen := exec.Command(cosign, "generate-key-pair")
+	gen.Dir, gen.Env = dir, env
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	raw := testutil.SparseFile(t, filepath.Join(dir, "src.raw"), 4<<20, map[int64][]byte{0: bytes.Repeat([]byte{3}, 4096)})
+	in := &artifact.Artifact{Builder: artifact.QemuBuilderID, Variant: variant.Variant{Key: "v1", Arch: "x86_64"},
+		Outputs: []artifact.File{{Path: raw, Role: artifact.RoleDisk}}}
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	p := configure(t, map[string]interface{}{"output": filepath.Join(dir, "v1.vhd"), "signing_key": filepath.Join(dir, "cosign.key")})
+	out, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs := out.(*artifact.Artifact).ByRole(artifact.RoleSig)
+	if len(sigs) != 1 || sigs[0].Path != filepath.Join(dir, "v1.vhd.sig") {
+		t.Fatalf("signature files %v", sigs)
+	}
+	verify := exec.Command(cosign, "verify-blob", "--key", "cosign.pub", "--signature", "v1.vhd.sig", "--insecure-ignore-tlog=true", "v1.vhd")
+	verify.Dir, verify.Env = dir, env
+	if b, err := verify.CombinedOutput(); err != nil {
+		t.Fatalf("cosign verify-blob: %v\n%s", err, b)
+	}
+	f, _ := os.OpenFile(filepath.Join(dir, "v1.vhd"), os.O_WRONLY, 0)
+	f.WriteAt([]byte{9}, 1<<20)
+	f.Close()
+	verify = exec.Command(cosign, "verify-blob", "--key", "cosign.pub", "--signature", "v1.vhd.sig", "--insecure-ignore-tlog=true", "v1.vhd")
+	verify.Dir, verify.Env = dir, env
+	if b, err := verify.CombinedOutput(); err == nil {
+		t.Fatalf("cosign verified a changed VHD:\n%s", b)
+	}
+
+	t.Setenv("COSIGN_PASSWORD", "wrong")
+	bad := &PostProcessor{}
+	err = bad.Configure(map[string]interface{}{"signing_key": filepath.Join(dir, "cosign.key")})
+	if err == nil || !strings.Contains(err.Error(), "wrong password") || strings.Contains(err.Error(), "wrong\"") {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	if err := (&PostProcessor{}).Configure(map[string]interface{}{"signing_key_env": "NO_SUCH_KEY_VAR"}); err == nil || !strings.Contains(err.Error(), "NO_SUCH_KEY_VAR is not set") {
+		t.Fatalf("a missing key variable: %v", err)
 	}
 }
