@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
 	"github.com/osimage/packer-plugin-osimage/builder/disk"
+	"github.com/osimage/packer-plugin-osimage/builder/releasemanifest"
 	"github.com/osimage/packer-plugin-osimage/builder/state"
 	"github.com/osimage/packer-plugin-osimage/datasource/matrix"
 	gallerypp "github.com/osimage/packer-plugin-osimage/post-processor/gallery"
@@ -19,6 +20,7 @@ func main() {
 	pps := plugin.NewSet()
 	pps.RegisterBuilder("disk", new(disk.Builder))
 	pps.RegisterBuilder("state", new(state.Builder))
+	pps.RegisterBuilder("release", new(releasemanifest.Builder))
 	pps.RegisterDatasource("matrix", new(matrix.Datasource))
 	pps.RegisterPostProcessor("vhd", new(vhdpp.PostProcessor))
 	pps.RegisterPostProcessor("gallery", new(gallerypp.PostProcessor))

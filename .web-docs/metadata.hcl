@@ -20,6 +20,11 @@ integration {
     slug = "state"
   }
   component {
+    type = "builder"
+    name = "Release"
+    slug = "release"
+  }
+  component {
     type = "post-processor"
     name = "VHD"
     slug = "vhd"

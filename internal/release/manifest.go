@@ -79,3 +79,43 @@ func (m *Manifest) Markdown() string {
 	}
 	return b.String()
 }
+
+// Incomplete lists, per variant, what the stage still lacks in the
+// documents: the expected keys (all documents' when empty) that have no
+// document, no build, or a publish target not published / not released.
+// targets gives each key's publish target names (from the matrix); a key
+// missing from it is checked against the targets its document knows.
+func Incomplete(docs []*Doc, expected []string, targets map[string][]string, stage string) []string {
+	byKey := map[string]*Doc{}
+	for _, d := range docs {
+		byKey[d.Key] = d
+	}
+	if len(expected) == 0 {
+		for _, d := range docs {
+			expected = append(expected, d.Key)
+		}
+	}
+	var out []string
+	for _, k := range expected {
+		d := byKey[k]
+		if d == nil {
+			out = append(out, k+": no state document")
+			continue
+		}
+		names, ok := targets[k]
+		if !ok {
+			for _, t := range d.Targets {
+				names = append(names, t.Name)
+			}
+		}
+		pending, err := Pending(d, stage, names)
+		if err != nil {
+			out = append(out, k+": "+err.Error())
+			continue
+		}
+		if len(pending) > 0 {
+			out = append(out, fmt.Sprintf("%s (r%d): %s pending", k, d.Revision, strings.Join(pending, ", ")))
+		}
+	}
+	return out
+}

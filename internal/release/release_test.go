@@ -310,3 +310,20 @@ func TestOpenTellsStoresApart(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func TestIncompleteNamesWhatEachVariantLacks(t *testing.T) {
+	now := ts("2026-12-01T00:00:00Z")
+	docs := []*Doc{
+		{Key: "a", Built: now, Targets: []Target{{Name: "reg", Published: now, Released: now}}},
+		{Key: "b", Revision: 2, Built: now, Targets: []Target{{Name: "reg", Published: now}}},
+		{Key: "c"},
+	}
+	got := Incomplete(docs, []string{"a", "b", "c", "d"}, map[string][]string{"a": {"reg", "acg"}}, StepRelease)
+	want := []string{"a (r0): publish, release pending", "b (r2): release pending", "c (r0): build pending", "d: no state document"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if got := Incomplete(docs[:2], nil, nil, StepPublish); len(got) != 0 {
+		t.Fatalf("publish stage: %q", got)
+	}
+}

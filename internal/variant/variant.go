@@ -368,3 +368,30 @@ func (v *Variant) ReleaseVersion() string {
 	}
 	return v.DistroVersion
 }
+
+// ParseList reads a JSON array of variants (jsonencode of the matrix's
+// `variants`), or a CI matrix ({"include": [...]}), each as Parse does.
+func ParseList(field, text string) ([]Variant, error) {
+	text = strings.TrimSpace(text)
+	var raw []json.RawMessage
+	if strings.HasPrefix(text, "{") {
+		var m struct {
+			Include []json.RawMessage `json:"include"`
+		}
+		if err := json.Unmarshal([]byte(text), &m); err != nil {
+			return nil, fmt.Errorf("%s: %v", field, err)
+		}
+		raw = m.Include
+	} else if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		return nil, fmt.Errorf("%s: want a JSON array of variants, jsonencode(data.osimage-matrix.NAME.variants): %v", field, err)
+	}
+	out := make([]Variant, 0, len(raw))
+	for i, r := range raw {
+		v, err := Parse(fmt.Sprintf("%s[%d]", field, i), string(r))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, nil
+}

@@ -198,3 +198,18 @@ func TestDeliveryUnmarshalOfBlankTextIsNoTables(t *testing.T) {
 		}
 	}
 }
+
+func TestParseListReadsTheMatrixVariantsAndTheCIMatrix(t *testing.T) {
+	for _, text := range []string{`[{"key":"a","arch":"amd64"},{"key":"b"}]`, `{"include":[{"key":"a","arch":"amd64"},{"key":"b"}]}`} {
+		vs, err := ParseList("variants", text)
+		if err != nil || len(vs) != 2 || vs[0].Arch != "x86_64" || vs[1].Key != "b" {
+			t.Fatalf("%s: %+v %v", text, vs, err)
+		}
+	}
+	if _, err := ParseList("variants", `[{"key":"a"},{"arch":"x"}]`); err == nil || !strings.Contains(err.Error(), "variants[1]") {
+		t.Fatalf("a bad element: %v", err)
+	}
+	if _, err := ParseList("variants", `"x"`); err == nil || !strings.Contains(err.Error(), "want a JSON array of variants") {
+		t.Fatalf("not a list: %v", err)
+	}
+}
