@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery"
+	"github.com/osimage/packer-plugin-osimage/internal/azure/pageblob"
 	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
 )
 
@@ -309,6 +310,15 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		return errs
 	}
 	return nil
+}
+
+// secrets are the configured values that are never printed.
+func (c *Config) secrets() []string {
+	out := pageblob.Secrets(pageblob.ClientConfig{ConnectionString: c.StorageConnectionString, SAS: c.StorageSASToken})
+	if c.ClientSecret != "" {
+		out = append(out, c.ClientSecret)
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

@@ -66,7 +66,9 @@ func (c *Config) destination(v *variant.Variant) (*gallery.Destination, error) {
 func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in packersdk.Artifact) (packersdk.Artifact, bool, bool, error) {
 	out, err := p.run(ctx, ui, in)
 	if err != nil {
-		return nil, false, false, fmt.Errorf("osimage-gallery: %w", err)
+		// Whatever failed, no SAS, account key or client secret leaves in
+		// the message (Packer prints it and logs it with PACKER_LOG=1).
+		return nil, false, false, pageblob.Redact(fmt.Errorf("osimage-gallery: %w", err), p.config.secrets())
 	}
 	return out, true, false, nil
 }

@@ -61,6 +61,9 @@ type Target struct {
 	// Container creates the container when it is missing; nil when
 	// creating it is not wanted (or not possible, as with a blob SAS).
 	Container *container.Client
+	// secrets are removed from every error Upload returns (Redact);
+	// NewTarget sets them.
+	secrets []string
 }
 
 // Options tune Upload.
@@ -131,8 +134,14 @@ func (o *Options) defaults() {
 	}
 }
 
-// Upload puts src into the page blob of t.
-func Upload(ctx context.Context, t Target, src *Source, o Options) (Result, error) {
+// Upload puts src into the page blob of t. Its errors carry no SAS or
+// account key, whatever their type (Redact).
+func Upload(ctx context.Context, t Target, src *Source, o Options) (res Result, err error) {
+	defer func() { err = Redact(err, t.secrets) }()
+	return upload(ctx, t, src, o)
+}
+
+func upload(ctx context.Context, t Target, src *Source, o Options) (Result, error) {
 	o.defaults()
 	url := URLWithoutQuery(t.Blob.URL())
 	res := Result{URL: url, Size: src.Size()}
