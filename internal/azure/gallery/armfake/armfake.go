@@ -6,6 +6,7 @@ package armfake
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,7 +35,51 @@ type Store struct {
 	FailDefinition, FailDelete string
 	// Counters of mutating calls reaching the service.
 	DefinitionCreates, VersionCreates, VersionDeletes atomic.Int64
-	transport                                         policy.Transporter
+	// VersionGets counts the GETs of single versions.
+	VersionGets atomic.Int64
+	transport   policy.Transporter
+	// held are versions another client is creating (HoldCreating).
+	held map[string]*held
+	// failing are creations meant to fail, with the polls left before.
+	failing map[string]int
+	serial  sync.Mutex // one request at a time through transport
+}
+
+type held struct {
+	gets  int
+	final armcompute.GalleryProvisioningState
+}
+
+// HoldCreating makes a stored version read as Creating, as one that
+// another run (a CI runner that was lost) is still creating, for the next
+// gets GETs, and then as final. Meanwhile a PUT of it is refused as Azure
+// refuses one while an operation on the resource is under way.
+func (s *Store) HoldCreating(def, ver string, gets int, final armcompute.GalleryProvisioningState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.Versions[def+"/"+ver]
+	if !ok {
+		panic("armfake: HoldCreating of a version not stored: " + def + "/" + ver)
+	}
+	if v.Properties == nil {
+		v.Properties = &armcompute.GalleryImageVersionProperties{}
+	}
+	v.Properties.ProvisioningState = ptr(armcompute.GalleryProvisioningStateCreating)
+	s.Versions[def+"/"+ver] = v
+	if s.held == nil {
+		s.held = map[string]*held{}
+	}
+	s.held[def+"/"+ver] = &held{gets: gets, final: final}
+}
+
+// setState sets a stored version's provisioning state; s.mu is held.
+func (s *Store) setState(key string, st armcompute.GalleryProvisioningState) {
+	if v, ok := s.Versions[key]; ok && v.Properties != nil {
+		p := *v.Properties
+		p.ProvisioningState = ptr(st)
+		v.Properties = &p
+		s.Versions[key] = v
+	}
 }
 
 // New returns an empty store.
@@ -62,20 +107,55 @@ func ptr[T any](v T) *T { return &v }
 // Transport is the policy.Transporter to put into arm.ClientOptions.
 func (s *Store) Transport() policy.Transporter { return observer{s} }
 
-// observer marks a version Succeeded once its creation's poller says so.
+// observer marks a version Succeeded once its creation's poller says so,
+// and answers the last poll of a creation meant to fail (FailVersion).
+//
+// A creation that ends in an error leaves the version in provisioning
+// state Failed, as Azure does: the resource stays, in the terminal state
+// Failed, until it is deleted or put again (Azure Resource Manager RPC,
+// async-api-reference.md, "ProvisioningState property": Succeeded, Failed
+// and Canceled are terminal; GalleryImageVersionProperties.provisioningState
+// in the Compute Gallery REST spec lists Creating, Updating, Failed,
+// Succeeded, Deleting, Migrating). The failure is answered here rather than
+// with the fake's SetTerminalError: armcompute/v8/fake keeps a poller that
+// ended in an error in its tracker (dispatchBeginCreateOrUpdate returns
+// before removing it), so a later PUT of the same version would get
+// "fake poller response is emtpy" instead of a new creation.
 type observer struct{ s *Store }
 
+const pollSuffix = "/get/fake/status"
+
 func (o observer) Do(req *http.Request) (*http.Response, error) {
-	resp, err := o.s.transport.Do(req)
-	if err == nil && strings.EqualFold(resp.Header.Get("Fake-Poller-Status"), "Succeeded") {
-		if def, ver, ok := versionOf(req.URL.Path); ok {
-			o.s.mu.Lock()
-			if v, ok := o.s.Versions[def+"/"+ver]; ok && v.Properties != nil && o.s.FailVersion == "" {
-				v.Properties.ProvisioningState = ptr(armcompute.GalleryProvisioningStateSucceeded)
-				o.s.Versions[def+"/"+ver] = v
-			}
-			o.s.mu.Unlock()
+	def, ver, isVersion := versionOf(req.URL.Path)
+	key := def + "/" + ver
+	if isVersion && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, pollSuffix) {
+		o.s.mu.Lock()
+		left, failing := o.s.failing[key]
+		if failing && left <= 0 {
+			delete(o.s.failing, key)
+			o.s.setState(key, armcompute.GalleryProvisioningStateFailed)
+		} else if failing {
+			o.s.failing[key] = left - 1
 		}
+		o.s.mu.Unlock()
+		if failing && left <= 0 {
+			body := `{"error":{"code":"` + o.s.FailVersion + `","message":"the creation of image version ` + ver + ` failed (armfake)"}}`
+			return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Request: req,
+				Header: http.Header{"Content-Type": {"application/json"}, "X-Ms-Error-Code": {o.s.FailVersion}},
+				Body:   io.NopCloser(strings.NewReader(body))}, nil
+		}
+	}
+	// One request at a time, each to its end: the SDK's fake transport
+	// answers in a goroutine that outlives a cancelled request, and its
+	// poller responders are not safe for concurrent use (a poll cancelled
+	// by a timeout raced with the next run's resumed poll).
+	o.s.serial.Lock()
+	resp, err := o.s.transport.Do(req.WithContext(context.WithoutCancel(req.Context())))
+	o.s.serial.Unlock()
+	if isVersion && req.Method == http.MethodGet && err == nil && strings.EqualFold(resp.Header.Get("Fake-Poller-Status"), "Succeeded") {
+		o.s.mu.Lock()
+		o.s.setState(key, armcompute.GalleryProvisioningStateSucceeded)
+		o.s.mu.Unlock()
 	}
 	return resp, err
 }
@@ -126,6 +206,14 @@ func (s *Store) versionsServer() fake.GalleryImageVersionsServer {
 		Get: func(ctx context.Context, rg, gallery, def, ver string, _ *armcompute.GalleryImageVersionsClientGetOptions) (resp azfake.Responder[armcompute.GalleryImageVersionsClientGetResponse], errResp azfake.ErrorResponder) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			s.VersionGets.Add(1)
+			if h := s.held[def+"/"+ver]; h != nil {
+				if h.gets <= 0 {
+					s.setState(def+"/"+ver, h.final)
+					delete(s.held, def+"/"+ver)
+				}
+				h.gets--
+			}
 			v, ok := s.Versions[def+"/"+ver]
 			if !ok {
 				errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
@@ -153,6 +241,13 @@ func (s *Store) versionsServer() fake.GalleryImageVersionsServer {
 				errResp.SetResponseError(http.StatusNotFound, "GalleryImageNotFound")
 				return
 			}
+			if s.held[def+"/"+ver] != nil {
+				// Azure refuses a PUT while another operation on the
+				// resource is under way (Azure Resource Manager RPC,
+				// async-api-reference.md: 409 Conflict).
+				errResp.SetResponseError(http.StatusConflict, "OperationNotAllowed")
+				return
+			}
 			s.VersionCreates.Add(1)
 			v.Name = ptr(ver)
 			v.ID = ptr("/subscriptions/sub/resourceGroups/" + rg + "/providers/Microsoft.Compute/galleries/" + gallery + "/images/" + def + "/versions/" + ver)
@@ -161,11 +256,17 @@ func (s *Store) versionsServer() fake.GalleryImageVersionsServer {
 			}
 			v.Properties.ProvisioningState = ptr(armcompute.GalleryProvisioningStateCreating)
 			s.Versions[def+"/"+ver] = v
-			for range max(s.PendingPolls, 1) {
+			n := max(s.PendingPolls, 1)
+			for range n {
 				resp.AddNonTerminalResponse(http.StatusAccepted, nil)
 			}
 			if s.FailVersion != "" {
-				resp.SetTerminalError(http.StatusBadRequest, s.FailVersion)
+				// The PUT takes the first answer, polls the others; the
+				// poll after them fails (observer).
+				if s.failing == nil {
+					s.failing = map[string]int{}
+				}
+				s.failing[def+"/"+ver] = n - 1
 				return
 			}
 			done := v
