@@ -91,6 +91,30 @@ type Status struct {
 	Versions    []VersionStatus
 }
 
+// FromSource names ("<version> of <definition>") the versions Check found
+// already made from the plan's blob: skipped, resumed, waited for.
+func (st *Status) FromSource() []string {
+	var out []string
+	for _, vs := range st.Versions {
+		switch vs.Action {
+		case ActSkip, ActResume, ActWait:
+			out = append(out, vs.Name+" of "+vs.Definition)
+		}
+	}
+	return out
+}
+
+// SourceChanged makes the versions FromSource names be deleted and created
+// again (ActReplace): the blob's bytes changed after they were made from it.
+func (st *Status) SourceChanged() {
+	for i, vs := range st.Versions {
+		switch vs.Action {
+		case ActSkip, ActResume, ActWait:
+			st.Versions[i].Action, st.Versions[i].resumeToken = ActReplace, ""
+		}
+	}
+}
+
 // MismatchError means an existing definition cannot take this image.
 type MismatchError struct {
 	Definition, Field, Have, Want string

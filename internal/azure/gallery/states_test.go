@@ -154,3 +154,28 @@ func TestExistingVersionsPrefersASucceededVersionOfTheSameBlob(t *testing.T) {
 		t.Fatalf("same %q %v", same, err)
 	}
 }
+
+func TestSourceChangedRecreatesTheVersionsMadeFromTheBlob(t *testing.T) {
+	st := Status{Versions: []VersionStatus{
+		{Version: Version{Definition: "a", Name: "1.0.0"}, Action: ActSkip},
+		{Version: Version{Definition: "b", Name: "1.0.0"}, Action: ActResume, resumeToken: "tok"},
+		{Version: Version{Definition: "c", Name: "1.0.0"}, Action: ActWait},
+		{Version: Version{Definition: "d", Name: "1.0.0"}, Action: ActCreate},
+		{Version: Version{Definition: "e", Name: "1.0.0"}, Action: ActRecreate},
+		{Version: Version{Definition: "f", Name: "1.0.0"}, Action: ActReplace},
+	}}
+	if got := strings.Join(st.FromSource(), ", "); got != "1.0.0 of a, 1.0.0 of b, 1.0.0 of c" {
+		t.Fatalf("FromSource %q", got)
+	}
+	st.SourceChanged()
+	var acts []string
+	for _, vs := range st.Versions {
+		acts = append(acts, vs.Action)
+	}
+	if strings.Join(acts, ",") != "replace,replace,replace,create,recreate,replace" || st.Versions[1].resumeToken != "" {
+		t.Fatalf("actions %v, token %q", acts, st.Versions[1].resumeToken)
+	}
+	if len(st.FromSource()) != 0 {
+		t.Fatal("versions still from the source after SourceChanged")
+	}
+}

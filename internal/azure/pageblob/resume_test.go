@@ -3,6 +3,7 @@ package pageblob
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -189,6 +190,12 @@ func TestUploadOfAnotherInputRefusesAnUnfinishedBlob(t *testing.T) {
 	mustCreateContainer(t, tg)
 	if err := create(ctx, tg, src, Options{}, false); err != nil {
 		t.Fatal(err)
+	}
+	// Resuming changes the blob's bytes too: BeforeChange is asked.
+	var how string
+	stop := errors.New("stop")
+	if _, err := Upload(ctx, tg, src, Options{BeforeChange: func(h string) error { how = h; return stop }}); !errors.Is(err, stop) || how != "resumed" {
+		t.Fatalf("resume: BeforeChange(%q), %v", how, err)
 	}
 	os.Chtimes(raw, time.Now(), time.Now().Add(-time.Hour)) // another input, same size
 	other, _ := OpenRaw(raw)
