@@ -76,10 +76,14 @@ type Config struct {
 	// Create the container when it is missing. Defaults to `false`: a
 	// missing container is an error.
 	CreateContainer bool `mapstructure:"create_container"`
-	// Blob name. Defaults to `<variant key>-<disk modification time
-	// YYYYMMDDhhmmss>.vhd` (or the disk's base name without a variant):
-	// unique per variant and build, stable for one disk, so a re-run
-	// resumes or reuses instead of uploading again.
+	// Blob name. Defaults to `<variant key>-<first 16 hex digits of the
+	// disk's sha256>.vhd` when the artifact records the digest (osimage-disk
+	// does), else `<variant key>-<disk modification time
+	// YYYYMMDDhhmmss>.vhd` (the disk's base name without a variant): unique
+	// per variant and build, stable for one disk, so a re-run resumes or
+	// reuses instead of uploading again. An unfinished upload is resumed
+	// when it is of the same disk: the same sha256 when the artifact
+	// records one, else the same size and modification time.
 	BlobName string `mapstructure:"blob_name"`
 	// Replace an existing blob that differs from the disk. Defaults to
 	// `false`: an identical blob (same size and Content-MD5) is reused, a

@@ -98,6 +98,9 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		return nil, err
 	}
 	defer src.Close()
+	if file.SHA256 != "" {
+		src.SetDigest(file.SHA256) // the disk's identity for resuming
+	}
 	dest, err := c.destination(v)
 	if err != nil {
 		return nil, err
@@ -116,7 +119,7 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 
 	blobName := c.BlobName
 	if blobName == "" {
-		blobName = defaultBlobName(v, file.Path)
+		blobName = defaultBlobName(v, file)
 	}
 	endpoint := c.BlobEndpoint
 	if endpoint == "" && c.StorageAccount != "" {
@@ -289,14 +292,14 @@ func pickInput(a *artifact.Artifact) (artifact.File, error) {
 	return a.One(artifact.RoleDisk)
 }
 
-// defaultBlobName names the blob after the variant and the disk's
-// modification time (gallery.DefaultBlobName).
-func defaultBlobName(v *variant.Variant, path string) string {
+// defaultBlobName names the blob after the variant and the disk's sha256
+// or modification time (gallery.DefaultBlobName).
+func defaultBlobName(v *variant.Variant, f artifact.File) string {
 	var mod time.Time
-	if st, err := os.Stat(path); err == nil {
+	if st, err := os.Stat(f.Path); err == nil {
 		mod = st.ModTime()
 	}
-	return gallery.DefaultBlobName(v.Key, path, mod)
+	return gallery.DefaultBlobName(v.Key, f.Path, mod, f.SHA256)
 }
 
 func (p *PostProcessor) artifactOut(a *artifact.Artifact, in artifact.File, up pageblob.Result, res gallery.Result, d *gallery.Destination) *Artifact {
