@@ -202,7 +202,9 @@ func (s *Source) ReadAt(p []byte, off int64) (int, error) {
 // so a fresh copy of the same disk (another modification time) resumes
 // the upload of the first. It is taken as given, not checked: the pages a
 // resume finds in the blob are compared with the file byte for byte.
-func (s *Source) SetDigest(sha256Hex string) { s.digest = strings.ToLower(strings.TrimSpace(sha256Hex)) }
+func (s *Source) SetDigest(sha256Hex string) {
+	s.digest = strings.ToLower(strings.TrimSpace(sha256Hex))
+}
 
 // fingerprint identifies the input of an upload for resuming: path-free,
 // from the file's sha256 when known (SetDigest), else from its size and
