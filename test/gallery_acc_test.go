@@ -94,6 +94,7 @@ func fakeAzureCLI(t *testing.T, dir string) []string {
 func TestPackerBuildPublishesADiskIntoAGalleryAsGen1AndGen2(t *testing.T) {
 	t.Parallel()
 	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	srv, dir, extra := startARMFake(t, store)
 	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 40<<20+1234, map[int64][]byte{
 		0:        bytes.Repeat([]byte{0xEB}, 512),
@@ -147,6 +148,7 @@ func TestPackerBuildPublishesADiskIntoAGalleryAsGen1AndGen2(t *testing.T) {
 func TestPackerBuildStopsOnAGalleryDefinitionMismatchBeforeUploading(t *testing.T) {
 	t.Parallel()
 	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	store.PutDefinition("almalinux-9-gen1", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
 		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
 		HyperVGeneration: ptr(armcompute.HyperVGenerationV2)}})
@@ -225,6 +227,7 @@ func TestPackerBuildWithTwoGalleryTargetsPublishesOnlyToTheOneNamed(t *testing.T
 		t.Fatal("the template was not rewritten: galleryTemplate changed")
 	}
 	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	srv, dir, extra := startARMFake(t, store)
 	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 8<<20, map[int64][]byte{0: []byte("boot")})
 	out := filepath.Join(dir, "out")

@@ -22,6 +22,7 @@ import (
 func TestOverwritingABlobRecreatesTheVersionsMadeFromIt(t *testing.T) {
 	az := testsvc.StartAzurite(t)
 	store := armfake.New()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	dir := t.TempDir()
 	disk := func(name string, fill byte) *artifact.Artifact {
 		raw := testutil.SparseFile(t, filepath.Join(dir, name), 4<<20, map[int64][]byte{0: bytes.Repeat([]byte{fill}, 4096)})

@@ -49,6 +49,7 @@ func TestPostProcessUploadsOnceAndPublishesGen1AndGen2FromTheVariantTarget(t *te
 		t.Fatal(err)
 	}
 	store := armfake.New()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	p.armTransport, p.credential = store.Transport(), &azfake.TokenCredential{}
 	out, keep, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
 	if err != nil {
@@ -106,6 +107,7 @@ func TestPostProcessStopsOnADefinitionMismatchBeforeUploading(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := armfake.New()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	store.PutDefinition("almalinux-9-gen2", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
 		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
 		HyperVGeneration: ptr(armcompute.HyperVGenerationV2), Architecture: ptr(armcompute.ArchitectureX64)}})

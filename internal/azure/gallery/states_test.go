@@ -1,6 +1,7 @@
 package gallery
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +178,27 @@ func TestSourceChangedRecreatesTheVersionsMadeFromTheBlob(t *testing.T) {
 	}
 	if len(st.FromSource()) != 0 {
 		t.Fatal("versions still from the source after SourceChanged")
+	}
+}
+
+func TestAVersionFromABlobThatIsNotAPageBlobIsRefusedByTheStandIn(t *testing.T) {
+	s := armfake.New()
+	s.SourceBlobType = func(_ context.Context, uri string) (string, error) {
+		if uri != blob.URI {
+			t.Errorf("asked about %s", uri)
+		}
+		return "BlockBlob", nil
+	}
+	p, _ := Build(almaRequest("x86_64"))
+	_, err := publish(t, client(t, s), p, fastOpts(t))
+	if err == nil || !strings.Contains(err.Error(), "InvalidParameter") || !strings.Contains(err.Error(), "must be a page blob") {
+		t.Fatalf("got %v", err)
+	}
+	if s.VersionCreates.Load() != 0 {
+		t.Fatal("a version was made from a block blob")
+	}
+	s.SourceBlobType = func(context.Context, string) (string, error) { return "PageBlob", nil }
+	if _, err := publish(t, client(t, s), p, fastOpts(t)); err != nil {
+		t.Fatal(err)
 	}
 }

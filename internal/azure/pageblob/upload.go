@@ -167,6 +167,15 @@ func upload(ctx context.Context, t Target, src *Source, o Options) (Result, erro
 		}
 		pending := meta(props.Metadata, MetaPending)
 		switch {
+		case props.BlobType != nil && *props.BlobType != blob.BlobTypePageBlob:
+			// An image version is made from a page blob only ("The VHD
+			// must be a page blob": Azure Compute Gallery, create an image
+			// version from a VHD in a storage account); a block blob of
+			// the same bytes and Content-MD5 is no source.
+			if !o.Overwrite {
+				return res, &ExistsError{url, fmt.Sprintf("is a %s, where an image version needs a page blob", *props.BlobType), o.OverwriteOption}
+			}
+			exists, change = false, "overwritten"
 		case size != src.Size():
 			if !o.Overwrite {
 				return res, &ExistsError{url, fmt.Sprintf("holds %d bytes where %s makes %d", size, src.Name(), src.Size()), o.OverwriteOption}

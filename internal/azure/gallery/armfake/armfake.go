@@ -5,9 +5,14 @@
 package armfake
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 )
 
 // Store holds definitions and versions by name.
@@ -33,6 +39,11 @@ type Store struct {
 	// FailDefinition and FailDelete, if set, make definition creation and
 	// version deletion end in this error code (changing nothing).
 	FailDefinition, FailDelete string
+	// SourceBlobType, if set, tells the type of the blob at a version's
+	// source URI ("PageBlob", "BlockBlob", "AppendBlob"), or an error when
+	// it cannot be read. A version from anything but a page blob is
+	// refused, as Azure refuses it (AzuriteBlobType reads Azurite's).
+	SourceBlobType func(ctx context.Context, uri string) (string, error)
 	// Counters of mutating calls reaching the service.
 	DefinitionCreates, VersionCreates, VersionDeletes atomic.Int64
 	// VersionGets counts the GETs of single versions.
@@ -139,10 +150,25 @@ func (o observer) Do(req *http.Request) (*http.Response, error) {
 		}
 		o.s.mu.Unlock()
 		if failing && left <= 0 {
-			body := `{"error":{"code":"` + o.s.FailVersion + `","message":"the creation of image version ` + ver + ` failed (armfake)"}}`
-			return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Request: req,
-				Header: http.Header{"Content-Type": {"application/json"}, "X-Ms-Error-Code": {o.s.FailVersion}},
-				Body:   io.NopCloser(strings.NewReader(body))}, nil
+			return errorResponse(req, http.StatusBadRequest, o.s.FailVersion, "the creation of image version "+ver+" failed (armfake)"), nil
+		}
+	}
+	if isVersion && req.Method == http.MethodPut && req.Body != nil {
+		// Refusals with a message (the fake's ErrorResponder sends only a
+		// code): checked here, before the fake server sees the request.
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		var v armcompute.GalleryImageVersion
+		if json.Unmarshal(b, &v) == nil {
+			o.s.mu.Lock()
+			code, msg := o.s.checkVersion(req.Context(), v)
+			o.s.mu.Unlock()
+			if code != "" {
+				return errorResponse(req, http.StatusBadRequest, code, msg), nil
+			}
 		}
 	}
 	// One request at a time, each to its end: the SDK's fake transport
@@ -321,4 +347,62 @@ func (s *Store) PutVersion(def, ver string, v armcompute.GalleryImageVersion) {
 	defer s.mu.Unlock()
 	v.Name = ptr(ver)
 	s.Versions[def+"/"+ver] = v
+}
+
+// checkVersion refuses what Azure refuses in a version's body (before
+// the fake server stores it); s.mu is held. It returns an error code and message, or "".
+func (s *Store) checkVersion(ctx context.Context, v armcompute.GalleryImageVersion) (code, msg string) {
+	var src *armcompute.GalleryDiskImageSource
+	if p := v.Properties; p != nil && p.StorageProfile != nil && p.StorageProfile.OSDiskImage != nil {
+		src = p.StorageProfile.OSDiskImage.Source
+	}
+	if src != nil && src.URI != nil && s.SourceBlobType != nil {
+		// A version is made from a VHD in a page blob only: "The VHD must
+		// be a page blob" (Azure Compute Gallery docs, create an image
+		// version from a VHD in a storage account; a block blob VHD cannot
+		// become a disk, microsoft/AzureStorageExplorer#1267).
+		typ, err := s.SourceBlobType(ctx, *src.URI)
+		if err != nil {
+			return "InvalidParameter", "the source blob " + *src.URI + " cannot be read: " + err.Error()
+		}
+		if typ != string(blob.BlobTypePageBlob) {
+			return "InvalidParameter", "the source blob " + *src.URI + " is a " + typ + "; the VHD must be a page blob"
+		}
+	}
+	return "", ""
+}
+
+// errorResponse is an ARM error answer to req (an ErrorResponse body).
+func errorResponse(req *http.Request, status int, code, msg string) *http.Response {
+	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	return &http.Response{StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)), Request: req,
+		Header: http.Header{"Content-Type": {"application/json"}, "X-Ms-Error-Code": {code}}, Body: io.NopCloser(bytes.NewReader(body))}
+}
+
+// AzuriteBlobType reads the type of a blob in Azurite (path-style URI
+// http://host:port/account/container/blob) with the connection string,
+// for SourceBlobType.
+func AzuriteBlobType(connectionString string) func(ctx context.Context, uri string) (string, error) {
+	return func(ctx context.Context, uri string) (string, error) {
+		u, err := url.Parse(uri)
+		if err != nil {
+			return "", err
+		}
+		parts := strings.SplitN(strings.Trim(u.Path, "/"), "/", 3)
+		if len(parts) != 3 {
+			return "", errors.New("not a path-style blob URI")
+		}
+		c, err := blob.NewClientFromConnectionString(connectionString, parts[1], parts[2], nil)
+		if err != nil {
+			return "", err
+		}
+		p, err := c.GetProperties(ctx, nil)
+		if err != nil {
+			return "", err
+		}
+		if p.BlobType == nil {
+			return "", errors.New("no blob type")
+		}
+		return string(*p.BlobType), nil
+	}
 }
