@@ -171,6 +171,10 @@ func TestPackerBuildStopsOnAGalleryDefinitionMismatchBeforeUploading(t *testing.
 // needs: a fake az on PATH and the server's CA in SSL_CERT_FILE.
 func startARMFake(t *testing.T, store *armfake.Store) (*armfake.Server, string, []string) {
 	t.Helper()
+	// The account of Azurite's blobs, where the post-processor's default
+	// resource id puts it (the gallery's resource group), in its region.
+	store.PutStorageAccount("/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/devstoreaccount1", store.Location)
+	store.PutStorageAccount("/subscriptions/sub2/resourceGroups/rg2/providers/Microsoft.Storage/storageAccounts/devstoreaccount1", store.Location)
 	srv := armfake.NewServer(store)
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()

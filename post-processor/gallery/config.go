@@ -119,11 +119,15 @@ type Config struct {
 	Identifier Identifier `mapstructure:"identifier"`
 	// Description of created definitions. Defaults to the variant's.
 	Description string `mapstructure:"description"`
-	// `SecurityType` feature of created V2 definitions. Defaults to
-	// `TrustedLaunchSupported`.
+	// `SecurityType` feature of created V2 definitions: `Standard`,
+	// `TrustedLaunchSupported`, `TrustedLaunch`, `ConfidentialVMSupported`,
+	// `ConfidentialVM` or `TrustedLaunchAndConfidentialVmSupported`.
+	// Defaults to `TrustedLaunchSupported`.
 	SecurityType string `mapstructure:"security_type"`
-	// `DiskControllerTypes` feature of created definitions. Defaults to
-	// `SCSI, NVMe`.
+	// `DiskControllerTypes` feature of created definitions, a
+	// comma-separated list of `SCSI` and `NVMe`. Defaults to `SCSI, NVMe`
+	// on V2 definitions and none on V1: NVMe needs Hyper-V generation 2, so
+	// `NVMe` with a V1 generation is an error.
 	DiskControllerTypes string `mapstructure:"disk_controller_types"`
 	// `IsAcceleratedNetworkSupported` feature of created definitions.
 	// Defaults to `true`.
@@ -132,7 +136,8 @@ type Config struct {
 	// giving up; the run can be repeated and resumes polling. Defaults to
 	// `60m`.
 	Timeout time.Duration `mapstructure:"shared_image_gallery_timeout"`
-	// How often long-running operations are polled. Defaults to `30s`.
+	// How often long-running operations are polled, at least `1s` (the
+	// Azure SDK refuses more often). Defaults to `30s`.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// End of life date of the version (RFC 3339 or YYYY-MM-DD).
 	EndOfLifeDate string `mapstructure:"shared_gallery_image_version_end_of_life_date"`
@@ -186,6 +191,8 @@ type GalleryDestination struct {
 	// `Premium_LRS` or `PremiumV2_LRS`.
 	StorageAccountType string `mapstructure:"storage_account_type"`
 	// Shallow replication (faster; for images up to 32 GiB, for testing).
+	// Azure allows it only in the gallery's own region with one replica, so
+	// with it `target_region` is at most that region with `replicas = 1`.
 	// Defaults to `false`.
 	UseShallowReplication bool `mapstructure:"use_shallow_replication"`
 }
@@ -261,12 +268,23 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 30 * time.Second
+	} else if c.PollInterval < time.Second {
+		// azcore's PollUntilDone refuses a frequency under 1s (outside
+		// go test), after the create request was sent.
+		add(fmt.Errorf("poll_interval = %s: want at least 1s (the Azure SDK polls no more often)", c.PollInterval))
+	}
+	if c.Timeout < 0 {
+		add(fmt.Errorf("shared_image_gallery_timeout = %s: want a positive duration", c.Timeout))
 	}
 	if c.SecurityType == "" {
 		c.SecurityType = "TrustedLaunchSupported"
+	} else if !contains(gallery.SecurityTypes, c.SecurityType) {
+		add(fmt.Errorf("security_type %q: want one of %s", c.SecurityType, strings.Join(gallery.SecurityTypes, ", ")))
 	}
-	if c.DiskControllerTypes == "" {
-		c.DiskControllerTypes = "SCSI, NVMe"
+	if c.DiskControllerTypes != "" {
+		if _, err := gallery.CheckDiskControllerTypes(c.DiskControllerTypes); err != nil {
+			add(fmt.Errorf("disk_controller_types: %w", err))
+		}
 	}
 	c.accelNets = c.AcceleratedNetworking == nil || *c.AcceleratedNetworking
 	if c.EndOfLifeDate != "" {
@@ -296,6 +314,24 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	if t := d.StorageAccountType; t != "" && !contains(gallery.StorageAccountTypes, t) {
 		add(fmt.Errorf("shared_image_gallery_destination.storage_account_type %q: want one of %s", t, strings.Join(gallery.StorageAccountTypes, ", ")))
+	}
+	if d.UseShallowReplication {
+		// Azure replicates shallowly only within the source region, one
+		// replica (packer-plugin-azure validates the same).
+		if len(d.TargetRegions) > 1 {
+			add(fmt.Errorf("shared_image_gallery_destination.use_shallow_replication: Azure allows it in the gallery's region only; %d target_region blocks given, want at most that one", len(d.TargetRegions)))
+		}
+		for _, r := range d.TargetRegions {
+			if r.Replicas > 1 {
+				add(fmt.Errorf("shared_image_gallery_destination.use_shallow_replication: target_region %q: replicas = %d, want 1 (shallow replication keeps one replica)", r.Name, r.Replicas))
+			}
+			if d.Location != "" && r.Name != "" && !strings.EqualFold(strings.ReplaceAll(r.Name, " ", ""), strings.ReplaceAll(d.Location, " ", "")) {
+				add(fmt.Errorf("shared_image_gallery_destination.use_shallow_replication: target_region %q is not the gallery's region %q", r.Name, d.Location))
+			}
+		}
+	}
+	if nvme, _ := gallery.CheckDiskControllerTypes(c.DiskControllerTypes); nvme && c.DiskControllerTypes != "" && contains(c.gens, "V1") {
+		add(fmt.Errorf("disk_controller_types %q with hyperv_generations %v: NVMe needs generation V2; give \"SCSI\" or publish V2 only", c.DiskControllerTypes, c.HyperVGenerations))
 	}
 	for i, r := range d.TargetRegions {
 		if r.Name == "" {

@@ -21,7 +21,7 @@ import (
 // old bytes must not then be skipped as "same source".
 func TestOverwritingABlobRecreatesTheVersionsMadeFromIt(t *testing.T) {
 	az := testsvc.StartAzurite(t)
-	store := armfake.New()
+	store := newStore()
 	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	dir := t.TempDir()
 	disk := func(name string, fill byte) *artifact.Artifact {

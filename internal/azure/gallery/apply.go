@@ -148,6 +148,9 @@ func Check(ctx context.Context, c Client, p Plan, o Options) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{Plan: p}
+	if err := checkStorageAccount(ctx, c, p, o); err != nil {
+		return st, err
+	}
 	var errs []error
 	for _, d := range p.Definitions {
 		o.Logf("GET %s", defPath(p.Gallery, d.Name))
@@ -206,6 +209,28 @@ func Check(ctx context.Context, c Client, p Plan, o Options) (Status, error) {
 		st.Versions = append(st.Versions, vs)
 	}
 	return st, errors.Join(errs...)
+}
+
+// checkStorageAccount reads the storage account of the versions' source:
+// it must exist (a wrong resource group shows only when the version is
+// created, after the upload) and be in the gallery's region.
+func checkStorageAccount(ctx context.Context, c Client, p Plan, o Options) error {
+	if len(p.Versions) == 0 {
+		return nil
+	}
+	id := p.Versions[0].Source.StorageAccountID
+	o.Logf("GET %s?api-version=%s", id, StorageAPIVersion)
+	loc, err := c.StorageAccountLocation(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read storage account %s (the versions' source): %w", id, err)
+	}
+	if loc == "" {
+		return fmt.Errorf("storage account %s (the versions' source) does not exist: give its resource id in storage_account_id, or storage_resource_group when it is not in the gallery's resource group", id)
+	}
+	if normRegion(loc) != normRegion(p.Gallery.Location) {
+		return fmt.Errorf("storage account %s is in %s, the gallery in %s: a version is made from a blob in the gallery's region; upload to an account in %s (storage_account, storage_account_id)", id, loc, p.Gallery.Location, p.Gallery.Location)
+	}
+	return nil
 }
 
 func matches(d Definition, have *armcompute.GalleryImage) error {

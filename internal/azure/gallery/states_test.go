@@ -30,7 +30,7 @@ func state(t *testing.T, s *armfake.Store, def, ver string) armcompute.GalleryPr
 }
 
 func TestAFailedVersionFromTheSameBlobIsDeletedAndCreatedAgain(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	p, _ := Build(almaRequest("x86_64"))
 	s.PutVersion("almalinux-9-gen2", p.Versions[0].Name, versionIn(armcompute.GalleryProvisioningStateFailed))
 	var log strings.Builder
@@ -54,7 +54,7 @@ func TestAFailedVersionFromTheSameBlobIsDeletedAndCreatedAgain(t *testing.T) {
 func TestAVersionAnotherRunIsStillCreatingIsWaitedForNotSkipped(t *testing.T) {
 	for _, final := range []armcompute.GalleryProvisioningState{armcompute.GalleryProvisioningStateSucceeded, armcompute.GalleryProvisioningStateFailed} {
 		t.Run(string(final), func(t *testing.T) {
-			s := armfake.New()
+			s := newStore()
 			p, _ := Build(almaRequest("x86_64"))
 			ver := p.Versions[0].Name
 			s.PutVersion("almalinux-9-gen2", ver, versionIn(armcompute.GalleryProvisioningStateSucceeded))
@@ -82,7 +82,7 @@ func TestAVersionAnotherRunIsStillCreatingIsWaitedForNotSkipped(t *testing.T) {
 }
 
 func TestWaitingForAVersionStillCreatingEndsAtTheTimeout(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	p, _ := Build(almaRequest("x86_64"))
 	ver := p.Versions[0].Name
 	s.PutVersion("almalinux-9-gen2", ver, versionIn(armcompute.GalleryProvisioningStateSucceeded))
@@ -99,7 +99,7 @@ func TestWaitingForAVersionStillCreatingEndsAtTheTimeout(t *testing.T) {
 }
 
 func TestAResumeTokenWhoseOperationFailedIsDroppedAndTheVersionMadeAgain(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.PendingPolls = 40
 	s.FailVersion = "ReplicationFailed"
 	p, _ := Build(almaRequest("x86_64"))
@@ -146,7 +146,7 @@ func TestAResumeTokenWhoseOperationFailedIsDroppedAndTheVersionMadeAgain(t *test
 }
 
 func TestExistingVersionsPrefersASucceededVersionOfTheSameBlob(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.PutVersion("almalinux-9-gen2", "9.6.2025052201", versionIn(armcompute.GalleryProvisioningStateFailed))
 	s.PutVersion("almalinux-9-gen2", "9.6.2025052202", versionIn(armcompute.GalleryProvisioningStateSucceeded))
 	s.PutVersion("almalinux-9-gen2", "9.6.2025052203", versionIn(armcompute.GalleryProvisioningStateFailed))
@@ -182,7 +182,7 @@ func TestSourceChangedRecreatesTheVersionsMadeFromTheBlob(t *testing.T) {
 }
 
 func TestAVersionFromABlobThatIsNotAPageBlobIsRefusedByTheStandIn(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.SourceBlobType = func(_ context.Context, uri string) (string, error) {
 		if uri != blob.URI {
 			t.Errorf("asked about %s", uri)

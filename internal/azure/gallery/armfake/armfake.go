@@ -44,6 +44,10 @@ type Store struct {
 	// it cannot be read. A version from anything but a page blob is
 	// refused, as Azure refuses it (AzuriteBlobType reads Azurite's).
 	SourceBlobType func(ctx context.Context, uri string) (string, error)
+	// StorageAccounts are the storage accounts of the subscription: region
+	// by lower-case resource id (PutStorageAccount). A GET of any other
+	// answers 404, as Azure does.
+	StorageAccounts map[string]string
 	// Counters of mutating calls reaching the service.
 	DefinitionCreates, VersionCreates, VersionDeletes atomic.Int64
 	// VersionGets counts the GETs of single versions.
@@ -95,7 +99,8 @@ func (s *Store) setState(key string, st armcompute.GalleryProvisioningState) {
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{Location: "westeurope", Definitions: map[string]armcompute.GalleryImage{}, Versions: map[string]armcompute.GalleryImageVersion{}}
+	s := &Store{Location: "westeurope", Definitions: map[string]armcompute.GalleryImage{}, Versions: map[string]armcompute.GalleryImageVersion{},
+		StorageAccounts: map[string]string{}}
 	s.transport = fake.NewServerFactoryTransport(&fake.ServerFactory{
 		GalleriesServer: fake.GalleriesServer{
 			Get: func(ctx context.Context, rg, gallery string, _ *armcompute.GalleriesClientGetOptions) (resp azfake.Responder[armcompute.GalleriesClientGetResponse], errResp azfake.ErrorResponder) {
@@ -137,6 +142,22 @@ type observer struct{ s *Store }
 const pollSuffix = "/get/fake/status"
 
 func (o observer) Do(req *http.Request) (*http.Response, error) {
+	if id, ok := storageAccountOf(req.URL.Path); ok {
+		return o.s.storageAccount(req, id), nil
+	}
+	if name, ok := definitionOf(req.URL.Path); ok && req.Method == http.MethodPut && req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		var d armcompute.GalleryImage
+		if json.Unmarshal(b, &d) == nil {
+			if code, msg := checkDefinition(name, d); code != "" {
+				return errorResponse(req, http.StatusBadRequest, code, msg), nil
+			}
+		}
+	}
 	def, ver, isVersion := versionOf(req.URL.Path)
 	key := def + "/" + ver
 	if isVersion && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, pollSuffix) {
@@ -184,6 +205,51 @@ func (o observer) Do(req *http.Request) (*http.Response, error) {
 		o.s.mu.Unlock()
 	}
 	return resp, err
+}
+
+// definitionOf finds the definition name in a definition's path (not a
+// version's).
+func definitionOf(path string) (string, bool) {
+	p := strings.Split(strings.Trim(path, "/"), "/")
+	if n := len(p); n >= 2 && p[n-2] == "images" {
+		return p[n-1], true
+	}
+	return "", false
+}
+
+// storageAccountOf finds a storage account's resource id in a path.
+func storageAccountOf(path string) (string, bool) {
+	i := strings.Index(strings.ToLower(path), "/providers/microsoft.storage/storageaccounts/")
+	if i < 0 || !strings.HasPrefix(strings.ToLower(path), "/subscriptions/") {
+		return "", false
+	}
+	return strings.TrimSuffix(path, "/"), true
+}
+
+// PutStorageAccount adds a storage account in a region.
+func (s *Store) PutStorageAccount(id, location string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.StorageAccounts[strings.ToLower(id)] = location
+}
+
+// storageAccount answers a GET of a storage account (Microsoft.Storage
+// Storage Accounts - Get Properties: 200 with its location, or 404
+// ResourceNotFound).
+func (s *Store) storageAccount(req *http.Request, id string) *http.Response {
+	s.mu.Lock()
+	loc, ok := s.StorageAccounts[strings.ToLower(id)]
+	s.mu.Unlock()
+	if req.Method != http.MethodGet {
+		return errorResponse(req, http.StatusMethodNotAllowed, "MethodNotAllowed", "armfake serves GET of storage accounts only")
+	}
+	if !ok {
+		return errorResponse(req, http.StatusNotFound, "ResourceNotFound", "The Resource '"+id+"' was not found.")
+	}
+	body, _ := json.Marshal(map[string]any{"id": id, "name": id[strings.LastIndex(id, "/")+1:], "location": loc, "kind": "StorageV2",
+		"type": "Microsoft.Storage/storageAccounts"})
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Request: req,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(body))}
 }
 
 func versionOf(path string) (def, ver string, ok bool) {
@@ -356,6 +422,42 @@ func (s *Store) checkVersion(ctx context.Context, v armcompute.GalleryImageVersi
 	if p := v.Properties; p != nil && p.StorageProfile != nil && p.StorageProfile.OSDiskImage != nil {
 		src = p.StorageProfile.OSDiskImage.Source
 	}
+	if p := v.Properties; p != nil && p.PublishingProfile != nil && p.PublishingProfile.ReplicationMode != nil &&
+		*p.PublishingProfile.ReplicationMode == armcompute.ReplicationModeShallow {
+		// Shallow replication keeps the image in the source region only,
+		// with one replica (Compute Gallery docs, "Shallow replication":
+		// "only ... in the source region", "replica count ... 1";
+		// packer-plugin-azure refuses other counts: "When using shallow
+		// replication the replica count can only be 1").
+		pp := p.PublishingProfile
+		if len(pp.TargetRegions) > 1 {
+			return "InvalidParameter", fmt.Sprintf("shallow replication supports only the source region; %d target regions given", len(pp.TargetRegions))
+		}
+		for _, r := range pp.TargetRegions {
+			if r.RegionalReplicaCount != nil && *r.RegionalReplicaCount > 1 {
+				return "InvalidParameter", fmt.Sprintf("shallow replication supports 1 replica; region %s asks %d", str(r.Name), *r.RegionalReplicaCount)
+			}
+			if r.Name != nil && s.Location != "" && normRegion(*r.Name) != normRegion(s.Location) {
+				return "InvalidParameter", fmt.Sprintf("shallow replication supports only the source region %s; target region %s given", s.Location, *r.Name)
+			}
+		}
+		if pp.ReplicaCount != nil && *pp.ReplicaCount > 1 {
+			return "InvalidParameter", fmt.Sprintf("shallow replication supports 1 replica; replicaCount %d given", *pp.ReplicaCount)
+		}
+	}
+	if src != nil && src.StorageAccountID != nil {
+		// The source's storage account must exist and be the one the
+		// blob URI names (Azure rejects a version whose account id does
+		// not match the URI: reference/azure.md, 6; the REST spec's
+		// GalleryDiskImageSource.storageAccountId).
+		id := *src.StorageAccountID
+		if _, ok := s.StorageAccounts[strings.ToLower(id)]; !ok {
+			return "InvalidParameter", "the storage account " + id + " of the source was not found"
+		}
+		if name := id[strings.LastIndex(id, "/")+1:]; src.URI != nil && !strings.EqualFold(name, accountOfURI(*src.URI)) {
+			return "InvalidParameter", "the storage account " + id + " is not the account of the source blob " + *src.URI
+		}
+	}
 	if src != nil && src.URI != nil && s.SourceBlobType != nil {
 		// A version is made from a VHD in a page blob only: "The VHD must
 		// be a page blob" (Azure Compute Gallery docs, create an image
@@ -405,4 +507,52 @@ func AzuriteBlobType(connectionString string) func(ctx context.Context, uri stri
 		}
 		return string(*p.BlobType), nil
 	}
+}
+
+// checkDefinition refuses what Azure refuses in a definition's body.
+func checkDefinition(name string, d armcompute.GalleryImage) (code, msg string) {
+	p := d.Properties
+	if p == nil {
+		return "", ""
+	}
+	gen := armcompute.HyperVGenerationV1 // the API's default
+	if p.HyperVGeneration != nil {
+		gen = *p.HyperVGeneration
+	}
+	for _, f := range p.Features {
+		if f == nil || f.Name == nil || f.Value == nil || !strings.EqualFold(*f.Name, "DiskControllerTypes") {
+			continue
+		}
+		// NVMe disk controllers need a generation 2 VM ("NVMe is only
+		// supported on Generation 2 images": Azure docs, NVMe overview /
+		// "Enable NVMe"); AgentBaker sets the feature on V2 definitions
+		// only.
+		if gen == armcompute.HyperVGenerationV1 && strings.Contains(strings.ToLower(*f.Value), "nvme") {
+			return "InvalidParameter", "image definition " + name + ": DiskControllerTypes " + *f.Value + " on a V1 definition; NVMe needs hyperv generation V2"
+		}
+	}
+	return "", ""
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func normRegion(s string) string { return strings.ToLower(strings.ReplaceAll(s, " ", "")) }
+
+// accountOfURI is the storage account of a blob URI:
+// https://ACCT.blob.core.windows.net/... or path style, as Azurite serves
+// it, http://127.0.0.1:10000/ACCT/...
+func accountOfURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return ""
+	}
+	if h := u.Hostname(); h != "" && (h == "localhost" || strings.Trim(h, "0123456789.") == "") {
+		return strings.SplitN(strings.Trim(u.Path, "/"), "/", 2)[0]
+	}
+	return strings.SplitN(u.Hostname(), ".", 2)[0]
 }
