@@ -30,17 +30,38 @@ type Config struct {
 	SubscriptionID string `mapstructure:"subscription_id"`
 	// Tenant of the service principal given by `client_id`.
 	TenantID string `mapstructure:"tenant_id"`
-	// Service principal (application) id, used with `client_secret`.
-	// Without a secret, Azure credentials are looked up in this order:
-	// environment (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,
-	// `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH`), workload
-	// identity (OIDC federation as GitHub Actions uses,
-	// `AZURE_FEDERATED_TOKEN_FILE`), managed identity, the Azure CLI, the
+	// Application (client) id: of a service principal with
+	// `client_secret` or `client_jwt`; of an app federated with GitHub
+	// Actions with the OIDC options; alone, of a user-assigned managed
+	// identity, or of workload identity when `AZURE_FEDERATED_TOKEN_FILE`
+	// is set (the error lists what is missing when neither works). The
+	// build says which source authenticated. Without `client_id`, Azure
+	// credentials are looked up in this order: environment
+	// (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_CLIENT_SECRET` or
+	// `AZURE_CLIENT_CERTIFICATE_PATH`), workload identity
+	// (`AZURE_FEDERATED_TOKEN_FILE`), managed identity, the Azure CLI, the
 	// Azure Developer CLI, then Azure PowerShell. When none works, the error
 	// lists the sources tried.
 	ClientID string `mapstructure:"client_id"`
 	// Secret of the service principal. Never printed.
 	ClientSecret string `mapstructure:"client_secret"`
+	// A signed client assertion (JWT) for `client_id`, exchanged for
+	// tokens (ClientAssertionCredential). Never printed. It is used as
+	// given: for builds longer than its lifetime use the OIDC options.
+	ClientJWT string `mapstructure:"client_jwt"`
+	// URL of an OIDC ID token service, as GitHub Actions has: with
+	// `client_id` and `tenant_id` (and no secret or `client_jwt`), every
+	// token request fetches a fresh ID token there (audience
+	// `api://AzureADTokenExchange`) and exchanges it with Microsoft Entra
+	// ID, so builds longer than the ID token's 5 minutes keep
+	// authenticating. Defaults to `ACTIONS_ID_TOKEN_REQUEST_URL` (set in a
+	// GitHub Actions job with `permissions: id-token: write`). The Azure
+	// CLI login of `azure/login` ends with GitHub's token
+	// (AADSTS700024); this does not.
+	OIDCRequestURL string `mapstructure:"oidc_request_url"`
+	// Bearer token for `oidc_request_url`. Never printed. Defaults to
+	// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+	OIDCRequestToken string `mapstructure:"oidc_request_token"`
 	// Use only the Azure CLI's login (`az login`). Defaults to `false`.
 	UseAzureCLIAuth bool `mapstructure:"use_azure_cli_auth"`
 	// Azure cloud: `Public` (default), `USGovernment` or `China`.
@@ -244,6 +265,23 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	if c.ClientSecret != "" && (c.ClientID == "" || c.TenantID == "") {
 		add(fmt.Errorf("client_secret needs client_id and tenant_id"))
 	}
+	if c.ClientJWT != "" && (c.ClientID == "" || c.TenantID == "") {
+		add(fmt.Errorf("client_jwt needs client_id and tenant_id"))
+	}
+	if c.ClientJWT != "" && c.ClientSecret != "" {
+		add(fmt.Errorf("client_secret and client_jwt exclude each other"))
+	}
+	if (c.OIDCRequestURL != "") != (c.OIDCRequestToken != "") {
+		add(fmt.Errorf("oidc_request_url and oidc_request_token go together (one is set)"))
+	}
+	if c.OIDCRequestURL != "" {
+		if u, err := url.Parse(c.OIDCRequestURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			add(fmt.Errorf("oidc_request_url %q: want an http(s) URL", c.OIDCRequestURL))
+		}
+		if c.ClientID == "" || c.TenantID == "" {
+			add(fmt.Errorf("oidc_request_url needs client_id and tenant_id (the app federated with the ID token's issuer)"))
+		}
+	}
 	if c.BlobEndpoint != "" {
 		if u, err := url.Parse(c.BlobEndpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			add(fmt.Errorf("blob_endpoint %q: want an http(s) URL", c.BlobEndpoint))
@@ -355,8 +393,10 @@ func (c *Config) Prepare(raws ...interface{}) error {
 // secrets are the configured values that are never printed.
 func (c *Config) secrets() []string {
 	out := pageblob.Secrets(pageblob.ClientConfig{ConnectionString: c.StorageConnectionString, SAS: c.StorageSASToken})
-	if c.ClientSecret != "" {
-		out = append(out, c.ClientSecret)
+	for _, sec := range []string{c.ClientSecret, c.ClientJWT, c.OIDCRequestToken} {
+		if sec != "" {
+			out = append(out, sec)
+		}
 	}
 	return out
 }

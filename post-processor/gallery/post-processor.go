@@ -39,6 +39,11 @@ type PostProcessor struct {
 	// (unit tests use the SDK's fake servers).
 	armTransport policy.Transporter
 	credential   azcore.TokenCredential
+	// authTransport, when set, carries token requests to Microsoft Entra
+	// ID (tests trust a local token endpoint through it).
+	authTransport policy.Transporter
+	// announce says which credential source authenticated (set per run).
+	announce func(string)
 }
 
 func (p *PostProcessor) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
@@ -106,6 +111,7 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		return nil, err
 	}
 	logf := func(f string, args ...any) { ui.Say(fmt.Sprintf(f, args...)) }
+	p.announce = func(source string) { ui.Sayf("Authenticated to Azure with %s", source) }
 
 	// Credentials: an Azure AD credential when ARM or storage need one.
 	var cred azcore.TokenCredential
@@ -230,7 +236,7 @@ func (p *PostProcessor) cred() (azcore.TokenCredential, string, error) {
 	cred, tried := p.credential, "test credential"
 	if cred == nil {
 		var err error
-		if cred, tried, err = p.config.credential(); err != nil {
+		if cred, tried, err = p.config.credential(p.authTransport, p.announce); err != nil {
 			return nil, tried, err
 		}
 	}
