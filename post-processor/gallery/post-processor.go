@@ -311,6 +311,7 @@ func defaultBlobName(v *variant.Variant, f artifact.File) string {
 func (p *PostProcessor) artifactOut(a *artifact.Artifact, in artifact.File, up pageblob.Result, res gallery.Result, d *gallery.Destination) *Artifact {
 	out := a.Clone()
 	out.Builder = BuilderID
+	up.URL = pageblob.URLWithoutQuery(up.URL) // never a SAS in the artifact
 	out.ID = up.URL
 	if out.Extra == nil {
 		out.Extra = map[string]string{}
