@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -91,59 +90,9 @@ func fakeAzureCLI(t *testing.T, dir string) []string {
 	return []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
 }
 
-func TestPackerBuildPublishesADiskIntoAGalleryAsGen1AndGen2(t *testing.T) {
-	t.Parallel()
-	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
-	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
-	srv, dir, extra := startARMFake(t, store)
-	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 40<<20+1234, map[int64][]byte{
-		0:        bytes.Repeat([]byte{0xEB}, 512),
-		20 << 20: bytes.Repeat([]byte("data"), 1<<18),
-	})
-	out := filepath.Join(dir, "out")
-	os.Mkdir(out, 0o755)
-	acc.WriteTemplate(t, dir, "gallery.pkr.hcl", galleryTemplate)
-	vars := []string{"-var", "raw=" + raw, "-var", "out=" + out, "-var", "arm=" + srv.URL + "/", "-var", "storage=" + az.ConnectionString}
-
-	// Dry run: everything printed, nothing changed.
-	r := env.MustRun(t, dir, extra, append(append([]string{"build"}, vars...), "-var", "dry_run=true", ".")...)
-	for _, want := range []string{"dry run, not sent: PUT /subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Compute/galleries/gal1/images/almalinux-9-gen1?api-version=",
-		"dry run, not sent: PUT /subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Compute/galleries/gal1/images/almalinux-9-gen2/versions/9.6.2025052201", `"name": "eastus"`, "dry run, not sent: PUT " + az.BlobURL} {
-		if !strings.Contains(r.Output(), want) {
-			t.Errorf("dry run output lacks %q", want)
-		}
-	}
-	if store.DefinitionCreates.Load()+store.VersionCreates.Load() != 0 || countBlobs(t, az) != 0 {
-		t.Fatal("the dry run changed something")
-	}
-	if strings.Contains(r.Output(), "AccountKey") {
-		t.Fatal("the connection string was printed")
-	}
-
-	r = env.MustRun(t, dir, extra, append(append([]string{"build"}, vars...), ".")...)
-	if store.DefinitionCreates.Load() != 2 || store.VersionCreates.Load() != 2 || countBlobs(t, az) != 1 {
-		t.Fatalf("creates: %d definitions, %d versions, %d blobs\n%s", store.DefinitionCreates.Load(), store.VersionCreates.Load(), countBlobs(t, az), r.Output())
-	}
-	for _, def := range []string{"almalinux-9-gen1", "almalinux-9-gen2"} {
-		v, ok := store.Version(def, "9.6.2025052201")
-		if !ok || *v.Properties.ProvisioningState != armcompute.GalleryProvisioningStateSucceeded ||
-			*v.Properties.StorageProfile.OSDiskImage.Source.URI != az.BlobURL+"/osimage/alma-9.vhd" {
-			t.Fatalf("version in %s: %+v", def, v.Properties)
-		}
-	}
-	m, err := os.ReadFile(filepath.Join(out, "manifest.json"))
-	if err != nil || !strings.Contains(string(m), "/images/almalinux-9-gen2/versions/9.6.2025052201") {
-		t.Fatalf("manifest: %v\n%s", err, m)
-	}
-
-	// Again (the file builder copies the disk anew, so its mtime and our
-	// footer's timestamp change): the blob's footer is adopted, the blob is
-	// reused and the versions are skipped.
-	r = env.MustRun(t, dir, extra, append(append([]string{"build"}, vars...), ".")...)
-	if store.VersionCreates.Load() != 2 || !strings.Contains(r.Output(), "already published from this blob") || !strings.Contains(r.Output(), "already holds this disk") {
-		t.Fatalf("second build:\n%s", r.Output())
-	}
-}
+// The build that publishes gen1 and gen2 from one blob and skips both on
+// a rerun is TestGalleryTargetPublishesGen1AndGen2FromOneBlobAndSkipsThemOnARerun
+// (gallery_target_test.go), which also runs against Azure.
 
 func TestPackerBuildStopsOnAGalleryDefinitionMismatchBeforeUploading(t *testing.T) {
 	t.Parallel()
