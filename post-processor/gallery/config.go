@@ -82,8 +82,12 @@ type Config struct {
 	// `/subscriptions/<subscription_id>/resourceGroups/<storage_resource_group>/providers/Microsoft.Storage/storageAccounts/<storage_account>`.
 	StorageAccountID string `mapstructure:"storage_account_id"`
 	// Blob endpoint of the account. Defaults to
-	// `https://<storage_account>.blob.<cloud storage suffix>`; set it for
-	// Azurite (`http://127.0.0.1:10000/devstoreaccount1`).
+	// `https://<storage_account>.blob.<cloud storage suffix>`. Unused with
+	// `storage_connection_string`, whose `BlobEndpoint=` (Azurite's
+	// development connection string has one) or account name says where
+	// the blob goes; set it with `storage_sas_token` or an Azure AD
+	// credential for a local or sovereign endpoint, e.g. Azurite's
+	// `http://127.0.0.1:10000/devstoreaccount1`.
 	BlobEndpoint string `mapstructure:"blob_endpoint"`
 	// Storage connection string (account key or SAS). Never printed. When
 	// neither this nor `storage_sas_token` is set, the Azure credential is
