@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -115,7 +116,7 @@ func liveGalleryTarget(t *testing.T) *galleryTarget {
 	if err != nil || loc == "" {
 		t.Fatalf("ARM_STORAGE_ACCOUNT %s in %s: %q %v", acct, rg, loc, err)
 	}
-	name := fmt.Sprintf("%s%d", cmpOr(os.Getenv("ARM_RESOURCE_PREFIX"), "osimageacc"), time.Now().Unix())
+	name := fmt.Sprintf("%s%d", cmp.Or(os.Getenv("ARM_RESOURCE_PREFIX"), "osimageacc"), time.Now().Unix())
 	g := gallery.Gallery{SubscriptionID: sub, ResourceGroup: rg, Name: name, Location: loc}
 	f, err := armcompute.NewClientFactory(sub, cred, nil)
 	if err != nil {
@@ -194,13 +195,6 @@ func deleteLiveGallery(t *testing.T, f *armcompute.ClientFactory, g gallery.Gall
 	} else if _, err := p.PollUntilDone(ctx, poll); err != nil {
 		t.Errorf("delete the test gallery %s (delete it by hand): %v", g.ID(), err)
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Version reads a version through the same client code the plugin uses.

@@ -145,17 +145,15 @@ func (o observer) Do(req *http.Request) (*http.Response, error) {
 	if id, ok := storageAccountOf(req.URL.Path); ok {
 		return o.s.storageAccount(req, id), nil
 	}
-	if name, ok := definitionOf(req.URL.Path); ok && req.Method == http.MethodPut && req.Body != nil {
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
+	// Refusals with a message (the fake's ErrorResponder sends only a
+	// code) are checked here, before the fake server sees the request.
+	if name, ok := definitionOf(req.URL.Path); ok && req.Method == http.MethodPut {
+		var d armcompute.GalleryImage
+		if err := peekJSON(req, &d); err != nil {
 			return nil, err
 		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		var d armcompute.GalleryImage
-		if json.Unmarshal(b, &d) == nil {
-			if code, msg := checkDefinition(name, d); code != "" {
-				return errorResponse(req, http.StatusBadRequest, code, msg), nil
-			}
+		if code, msg := checkDefinition(name, d); code != "" {
+			return errorResponse(req, http.StatusBadRequest, code, msg), nil
 		}
 	}
 	def, ver, isVersion := versionOf(req.URL.Path)
@@ -174,22 +172,16 @@ func (o observer) Do(req *http.Request) (*http.Response, error) {
 			return errorResponse(req, http.StatusBadRequest, o.s.FailVersion, "the creation of image version "+ver+" failed (armfake)"), nil
 		}
 	}
-	if isVersion && req.Method == http.MethodPut && req.Body != nil {
-		// Refusals with a message (the fake's ErrorResponder sends only a
-		// code): checked here, before the fake server sees the request.
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
+	if isVersion && req.Method == http.MethodPut {
+		var v armcompute.GalleryImageVersion
+		if err := peekJSON(req, &v); err != nil {
 			return nil, err
 		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		var v armcompute.GalleryImageVersion
-		if json.Unmarshal(b, &v) == nil {
-			o.s.mu.Lock()
-			code, msg := o.s.checkVersion(req.Context(), v)
-			o.s.mu.Unlock()
-			if code != "" {
-				return errorResponse(req, http.StatusBadRequest, code, msg), nil
-			}
+		o.s.mu.Lock()
+		code, msg := o.s.checkVersion(req.Context(), v)
+		o.s.mu.Unlock()
+		if code != "" {
+			return errorResponse(req, http.StatusBadRequest, code, msg), nil
 		}
 	}
 	// One request at a time, each to its end: the SDK's fake transport
@@ -205,6 +197,22 @@ func (o observer) Do(req *http.Request) (*http.Response, error) {
 		o.s.mu.Unlock()
 	}
 	return resp, err
+}
+
+// peekJSON decodes the request's JSON body into v and leaves the body to
+// be read again; a body that is not JSON leaves v zero (the fake server
+// refuses it).
+func peekJSON(req *http.Request, v any) error {
+	if req.Body == nil {
+		return nil
+	}
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		return err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	json.Unmarshal(b, v)
+	return nil
 }
 
 // definitionOf finds the definition name in a definition's path (not a
