@@ -3,10 +3,12 @@ package pageblob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
-	"github.com/osimage/packer-plugin-osimage/internal/testutil"
 )
 
 // oneRetry gives up quickly on a port nobody listens on.
@@ -182,4 +183,28 @@ func TestRedactKeepsSafeParametersAndRemovesEverythingElse(t *testing.T) {
 	}
 }
 
-var _ = testutil.RequireEnv
+func TestSecretsAreTheSASItsValuesAndTheConnectionStringsKeyAndSAS(t *testing.T) {
+	got := Secrets(ClientConfig{SAS: "?sv=2026-12-06&sr=c&comp=list&sig=S1gnature%2B&skoid=oid-1",
+		ConnectionString: "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=K3yK3yK3y==;SharedAccessSignature=sv=1&sig=Other%3D"})
+	for _, want := range []string{"sv=2026-12-06&sr=c&comp=list&sig=S1gnature%2B&skoid=oid-1", "S1gnature+", "oid-1", "K3yK3yK3y==",
+		"sv=1&sig=Other%3D", "Other=", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=K3yK3yK3y==;SharedAccessSignature=sv=1&sig=Other%3D"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Secrets lacks %q: %q", want, got)
+		}
+	}
+	for _, not := range []string{"2026-12-06", "c", "list", "acct", "https"} {
+		if slices.Contains(got, not) {
+			t.Errorf("Secrets holds %q, which is no secret and would blank harmless text: %q", not, got)
+		}
+	}
+	if len(Secrets(ClientConfig{})) != 0 {
+		t.Error("secrets without a SAS or connection string")
+	}
+	// A joined error's *url.Errors are redacted too.
+	e1 := &url.Error{Op: "Put", URL: "https://a.blob.core.windows.net/c/b?sig=AAA", Err: errors.New("EOF")}
+	e2 := &url.Error{Op: "Get", URL: "https://a.blob.core.windows.net/c/b?se=BBB", Err: errors.New("EOF")}
+	err := Redact(fmt.Errorf("x: %w", errors.Join(e1, e2)), nil)
+	if strings.Contains(e1.URL+e2.URL+err.Error(), "AAA") || strings.Contains(e1.URL+e2.URL+err.Error(), "BBB") {
+		t.Fatalf("joined errors: %v / %s / %s", err, e1.URL, e2.URL)
+	}
+}
