@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,8 +101,15 @@ func liveGalleryTarget(t *testing.T) *galleryTarget {
 	sub, rg, acct := need("ARM_SUBSCRIPTION_ID"), need("ARM_RESOURCE_GROUP_NAME"), need("ARM_STORAGE_ACCOUNT")
 	var cred azcore.TokenCredential
 	var err error
+	oidcURL, oidcToken := os.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL"), os.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 	if s := os.Getenv("ARM_CLIENT_SECRET"); s != "" {
 		cred, err = azidentity.NewClientSecretCredential(need("ARM_TENANT_ID"), need("ARM_CLIENT_ID"), s, nil)
+	} else if os.Getenv("ARM_CLIENT_ID") != "" && oidcURL != "" && oidcToken != "" {
+		// In GitHub Actions: a fresh ID token for every token request, as
+		// the plugin does, so the cleanup at the end still authenticates.
+		cred, err = azidentity.NewClientAssertionCredential(need("ARM_TENANT_ID"), need("ARM_CLIENT_ID"), func(ctx context.Context) (string, error) {
+			return githubIDToken(ctx, oidcURL, oidcToken)
+		}, nil)
 	} else {
 		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: os.Getenv("ARM_TENANT_ID")})
 	}
@@ -153,6 +163,33 @@ func liveGalleryTarget(t *testing.T) *galleryTarget {
 		}
 	})
 	return tg
+}
+
+// githubIDToken asks GitHub Actions' token service for an ID token for
+// Microsoft Entra ID.
+func githubIDToken(ctx context.Context, reqURL, reqToken string) (string, error) {
+	u, err := url.Parse(reqURL)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("audience", "api://AzureADTokenExchange")
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "bearer "+reqToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var v struct{ Value string }
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v.Value == "" {
+		return "", fmt.Errorf("ID token request: %s, %v", resp.Status, err)
+	}
+	return v.Value, nil
 }
 
 // deleteLiveGallery deletes what a live run made in its gallery, then the
