@@ -200,18 +200,8 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		progress := packerutil.NewProgress(ui, filepath.Base(blobName))
 		up, err = pageblob.Upload(ctx, tg, src, pageblob.Options{Parallel: c.Parallel, Overwrite: c.OverwriteBlob,
 			OverwriteOption: "overwrite_blob = true (or packer build -force)", CreateContainerOption: "create_container = true",
-			Progress: progress.Update, Logf: logf, BeforeChange: func(how string) error {
-				used := st.FromSource()
-				if len(used) == 0 {
-					return nil
-				}
-				if !c.Force {
-					return fmt.Errorf("blob %s would be %s, but image versions %s were made from its earlier bytes and would keep claiming it: set force = true (or packer build -force) to recreate them too, or give another blob_name", blobURL, how, strings.Join(used, ", "))
-				}
-				st.SourceChanged()
-				ui.Sayf("Blob %s is %s: image versions %s, made from its earlier bytes, are deleted and created again (force)", blobURL, how, strings.Join(used, ", "))
-				return nil
-			}})
+			Progress: progress.Update, Logf: logf,
+			BeforeChange: func(how string) error { return st.BlobChanging(blobURL, how, gopts) }})
 		progress.Close()
 		if err != nil {
 			return nil, credErr(err)

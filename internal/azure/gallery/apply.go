@@ -115,6 +115,25 @@ func (st *Status) SourceChanged() {
 	}
 }
 
+// BlobChanging decides, before the blob's bytes change (how: "overwritten"
+// or "resumed"; pageblob.Options.BeforeChange), about the versions Check
+// found made from its earlier bytes, which would go on claiming it: with
+// o.Force they are deleted and created again (SourceChanged, said through
+// o.Logf); without it the returned error names them and o.ForceOption.
+func (st *Status) BlobChanging(blobURL, how string, o Options) error {
+	o.defaults()
+	used := st.FromSource()
+	if len(used) == 0 {
+		return nil
+	}
+	if !o.Force {
+		return fmt.Errorf("blob %s would be %s, but image versions %s were made from its earlier bytes and would keep claiming it: set %s to recreate them too, or give another blob name", blobURL, how, strings.Join(used, ", "), o.ForceOption)
+	}
+	st.SourceChanged()
+	o.Logf("blob %s is %s: image versions %s, made from its earlier bytes, are deleted and created again", blobURL, how, strings.Join(used, ", "))
+	return nil
+}
+
 // MismatchError means an existing definition cannot take this image.
 type MismatchError struct {
 	Definition, Field, Have, Want string

@@ -169,6 +169,9 @@ func TestDefaultBlobNameIsTheDisksDigestWhenKnown(t *testing.T) {
 	if got := DefaultBlobName("alma", "/b/disk.raw", mod.Add(time.Hour), " "+sum); got != "alma-0f343b0931126a20.vhd" {
 		t.Fatalf("another copy of the same disk: %q", got)
 	}
+	if got := DefaultBlobName("alma", "/b/disk.raw", mod, "0f343b0931126a20"); got != "alma-0f343b0931126a20.vhd" {
+		t.Fatalf("16 hex digits: %q", got)
+	}
 	if got := DefaultBlobName("alma", "/b/disk.raw", mod, "abc"); got != "alma-20261130130405.vhd" {
 		t.Fatalf("a digest too short to be one: %q", got)
 	}

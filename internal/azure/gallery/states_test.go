@@ -2,6 +2,7 @@ package gallery
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,6 +155,23 @@ func TestExistingVersionsPrefersASucceededVersionOfTheSameBlob(t *testing.T) {
 	if err != nil || same != "9.6.2025052202" {
 		t.Fatalf("same %q %v", same, err)
 	}
+	// A failed version of the blob alone is still its version: Check then
+	// makes it again under the same name instead of a new one.
+	s = newStore()
+	s.PutVersion("almalinux-9-gen2", "9.6.2025052201", versionIn(armcompute.GalleryProvisioningStateFailed))
+	_, same, err = ExistingVersions(t.Context(), client(t, s), testGallery, []string{"almalinux-9-gen2"}, blob)
+	if err != nil || same != "9.6.2025052201" {
+		t.Fatalf("failed version only: same %q %v", same, err)
+	}
+}
+
+func TestARequestPrintsItsMethodPathAndBody(t *testing.T) {
+	if got := (Request{Method: "DELETE", Path: "/x"}).String(); got != "DELETE /x" {
+		t.Fatalf("%q", got)
+	}
+	if got := (Request{Method: "PUT", Path: "/x", Body: "{}"}).String(); got != "PUT /x\n{}" {
+		t.Fatalf("%q", got)
+	}
 }
 
 func TestSourceChangedRecreatesTheVersionsMadeFromTheBlob(t *testing.T) {
@@ -200,5 +218,30 @@ func TestAVersionFromABlobThatIsNotAPageBlobIsRefusedByTheStandIn(t *testing.T) 
 	s.SourceBlobType = func(context.Context, string) (string, error) { return "PageBlob", nil }
 	if _, err := publish(t, client(t, s), p, fastOpts(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBlobChangingStopsUnlessForcedWhenVersionsWereMadeFromTheBlob(t *testing.T) {
+	fresh := func() Status {
+		return Status{Versions: []VersionStatus{{Version: Version{Definition: "a", Name: "1.0.0"}, Action: ActSkip},
+			{Version: Version{Definition: "b", Name: "1.0.0"}, Action: ActCreate}}}
+	}
+	st := fresh()
+	err := st.BlobChanging("https://x/c/b.vhd", "overwritten", Options{ForceOption: "force = true"})
+	if err == nil || !strings.Contains(err.Error(), "blob https://x/c/b.vhd would be overwritten, but image versions 1.0.0 of a were made from its earlier bytes") ||
+		!strings.Contains(err.Error(), "set force = true") || st.Versions[0].Action != ActSkip {
+		t.Fatalf("without force: %v, %s", err, st.Versions[0].Action)
+	}
+	var log []string
+	st = fresh()
+	if err := st.BlobChanging("https://x/c/b.vhd", "resumed", Options{Force: true, Logf: func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) }}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Versions[0].Action != ActReplace || st.Versions[1].Action != ActCreate || len(log) != 1 || !strings.Contains(log[0], "is resumed: image versions 1.0.0 of a") {
+		t.Fatalf("with force: %+v %q", st.Versions, log)
+	}
+	none := Status{Versions: []VersionStatus{{Version: Version{Definition: "b", Name: "1.0.0"}, Action: ActCreate}}}
+	if err := none.BlobChanging("u", "overwritten", Options{}); err != nil {
+		t.Fatalf("no version from the blob: %v", err)
 	}
 }
