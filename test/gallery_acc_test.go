@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery/armfake"
@@ -94,26 +93,9 @@ func fakeAzureCLI(t *testing.T, dir string) []string {
 // a rerun is TestGalleryTargetPublishesGen1AndGen2FromOneBlobAndSkipsThemOnARerun
 // (gallery_target_test.go), which also runs against Azure.
 
-func TestPackerBuildStopsOnAGalleryDefinitionMismatchBeforeUploading(t *testing.T) {
-	t.Parallel()
-	env, az, store := acc.Setup(t), testsvc.StartAzurite(t), armfake.New()
-	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
-	store.PutDefinition("almalinux-9-gen1", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
-		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
-		HyperVGeneration: ptr(armcompute.HyperVGenerationV2)}})
-	srv, dir, extra := startARMFake(t, store)
-	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 8<<20, map[int64][]byte{0: []byte("boot")})
-	out := filepath.Join(dir, "out")
-	os.Mkdir(out, 0o755)
-	acc.WriteTemplate(t, dir, "gallery.pkr.hcl", galleryTemplate)
-	r := env.Run(t, dir, extra, "build", "-var", "raw="+raw, "-var", "out="+out, "-var", "arm="+srv.URL+"/", "-var", "storage="+az.ConnectionString, ".")
-	if r.Err == nil || !strings.Contains(r.Output(), "almalinux-9-gen1 has hyperv generation V2, but this image needs V1") {
-		t.Fatalf("want a mismatch error:\n%s", r.Output())
-	}
-	if countBlobs(t, az) != 0 || store.VersionCreates.Load() != 0 {
-		t.Fatal("something was uploaded or created before the mismatch stopped the build")
-	}
-}
+// The build stopped by a definition of the wrong generation before the
+// upload is TestGalleryTargetStopsOnADefinitionMismatchBeforeUploading
+// (gallery_target_test.go), which also runs against Azure.
 
 // startARMFake serves store as Azure Resource Manager on loopback TLS and
 // returns the server, a temporary directory and the environment packer

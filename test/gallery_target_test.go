@@ -244,6 +244,19 @@ func (tg *galleryTarget) Version(t *testing.T, def, ver string) *armcompute.Gall
 	return v
 }
 
+// PutDefinition makes a definition as if it existed before the build.
+func (tg *galleryTarget) PutDefinition(t *testing.T, name string, d armcompute.GalleryImage) {
+	t.Helper()
+	if tg.Store != nil {
+		tg.Store.PutDefinition(name, d)
+		return
+	}
+	d.Location = &tg.Gallery.Location
+	if err := tg.client.CreateDefinition(context.Background(), tg.Gallery, name, d, 5*time.Second); err != nil {
+		t.Fatalf("create definition %s: %v", name, err)
+	}
+}
+
 // Blobs lists the container's blob names (none when it does not exist).
 func (tg *galleryTarget) Blobs(t *testing.T) []string {
 	t.Helper()
@@ -429,5 +442,29 @@ func TestGalleryTargetPublishesGen1AndGen2FromOneBlobAndSkipsThemOnARerun(t *tes
 	}
 	if tg.Store != nil && tg.Store.VersionCreates.Load() != 2 {
 		t.Fatalf("%d versions created in all", tg.Store.VersionCreates.Load())
+	}
+}
+
+// TestGalleryTargetStopsOnADefinitionMismatchBeforeUploading: a V1
+// version goes into a definition that exists as V2: the build stops
+// before anything is uploaded or created.
+func TestGalleryTargetStopsOnADefinitionMismatchBeforeUploading(t *testing.T) {
+	t.Parallel()
+	env, tg := acc.Setup(t), newGalleryTarget(t)
+	linux, generalized, v2 := armcompute.OperatingSystemTypesLinux, armcompute.OperatingSystemStateTypesGeneralized, armcompute.HyperVGenerationV2
+	tg.PutDefinition(t, "almalinux-9-gen1", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
+		OSType: &linux, OSState: &generalized, HyperVGeneration: &v2,
+		Identifier: &armcompute.GalleryImageIdentifier{Publisher: ptr("osimage-acc"), Offer: ptr("mismatch"), SKU: ptr("v2")}}})
+	dir := t.TempDir()
+	raw := testutil.SparseFile(t, filepath.Join(dir, "in.raw"), 8<<20, map[int64][]byte{0: []byte("boot")})
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	acc.WriteTemplate(t, dir, "gallery.pkr.hcl", galleryTargetTemplate)
+	r := env.Run(t, dir, tg.Env, append(append([]string{"build", "-var", "raw=" + raw, "-var", "out=" + out}, tg.Vars...), ".")...)
+	if r.Err == nil || !strings.Contains(r.Output(), "almalinux-9-gen1 has hyperv generation V2, but this image needs V1") {
+		t.Fatalf("want a mismatch error:\n%s", r.Output())
+	}
+	if len(tg.Blobs(t)) != 0 || tg.Version(t, "almalinux-9-gen2", "9.6.2025052201") != nil {
+		t.Fatal("something was uploaded or created before the mismatch stopped the build")
 	}
 }
