@@ -70,6 +70,13 @@ func newGalleryTarget(t *testing.T) *galleryTarget {
 	if os.Getenv(liveEnv) == "1" {
 		return liveGalleryTarget(t)
 	}
+	return standInGalleryTarget(t)
+}
+
+// standInGalleryTarget is the local target, whatever OSIMAGE_LIVE_AZURE
+// says (for tests of what only a stand-in can be made to do).
+func standInGalleryTarget(t *testing.T) *galleryTarget {
+	t.Helper()
 	az, store := testsvc.StartAzurite(t), armfake.New()
 	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	srv, _, extra := startARMFake(t, store)
