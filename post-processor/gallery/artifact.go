@@ -1,13 +1,17 @@
 package gallery
 
 import (
+	"cmp"
+	"fmt"
 	"log"
+	"strings"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
 
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
 	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery"
+	"github.com/osimage/packer-plugin-osimage/internal/azure/pageblob"
 )
 
 // Artifact is the shared model plus HCP Packer metadata: one registry
@@ -19,6 +23,33 @@ type Artifact struct {
 }
 
 var _ packersdk.Artifact = (*Artifact)(nil)
+
+// String is the model's summary followed by what was published: the blob
+// (its URL never holds a SAS) with its MD5, and each version's resource id
+// per generation with its regions. Packer prints it at the end of a build.
+func (a *Artifact) String() string {
+	var b strings.Builder
+	b.WriteString(a.Artifact.String())
+	verb := "published"
+	if a.Extra["dry_run"] == "true" {
+		verb = "dry run, not published"
+	}
+	fmt.Fprintf(&b, "\n%s:", verb)
+	if u := a.Extra["blob_url"]; u != "" {
+		how := ""
+		switch {
+		case a.Extra["blob_reused"] == "true":
+			how = ", reused"
+		case a.Extra["blob_md5"] == "":
+			how = ", not uploaded"
+		}
+		fmt.Fprintf(&b, "\n  blob     %s (MD5 %s%s)", pageblob.URLWithoutQuery(u), cmp.Or(a.Extra["blob_md5"], "unknown"), how)
+	}
+	for _, v := range a.versions {
+		fmt.Fprintf(&b, "\n  %-8s %s (%s; regions %s)", v.HyperVGeneration, v.ID, v.Action, strings.Join(v.Regions, ", "))
+	}
+	return b.String()
+}
 
 // Destroy leaves the blob and gallery versions alone: they are published.
 func (a *Artifact) Destroy() error { return nil }

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/osimage/packer-plugin-osimage/internal/azure/gallery"
+	"github.com/osimage/packer-plugin-osimage/internal/azure/pageblob"
 	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
 )
 
@@ -29,17 +30,38 @@ type Config struct {
 	SubscriptionID string `mapstructure:"subscription_id"`
 	// Tenant of the service principal given by `client_id`.
 	TenantID string `mapstructure:"tenant_id"`
-	// Service principal (application) id, used with `client_secret`.
-	// Without a secret, Azure credentials are looked up in this order:
-	// environment (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,
-	// `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH`), workload
-	// identity (OIDC federation as GitHub Actions uses,
-	// `AZURE_FEDERATED_TOKEN_FILE`), managed identity, the Azure CLI, the
+	// Application (client) id: of a service principal with
+	// `client_secret` or `client_jwt`; of an app federated with GitHub
+	// Actions with the OIDC options; alone, of a user-assigned managed
+	// identity, or of workload identity when `AZURE_FEDERATED_TOKEN_FILE`
+	// is set (the error lists what is missing when neither works). The
+	// build says which source authenticated. Without `client_id`, Azure
+	// credentials are looked up in this order: environment
+	// (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_CLIENT_SECRET` or
+	// `AZURE_CLIENT_CERTIFICATE_PATH`), workload identity
+	// (`AZURE_FEDERATED_TOKEN_FILE`), managed identity, the Azure CLI, the
 	// Azure Developer CLI, then Azure PowerShell. When none works, the error
 	// lists the sources tried.
 	ClientID string `mapstructure:"client_id"`
 	// Secret of the service principal. Never printed.
 	ClientSecret string `mapstructure:"client_secret"`
+	// A signed client assertion (JWT) for `client_id`, exchanged for
+	// tokens (ClientAssertionCredential). Never printed. It is used as
+	// given: for builds longer than its lifetime use the OIDC options.
+	ClientJWT string `mapstructure:"client_jwt"`
+	// URL of an OIDC ID token service, as GitHub Actions has: with
+	// `client_id` and `tenant_id` (and no secret or `client_jwt`), every
+	// token request fetches a fresh ID token there (audience
+	// `api://AzureADTokenExchange`) and exchanges it with Microsoft Entra
+	// ID, so builds longer than the ID token's 5 minutes keep
+	// authenticating. Defaults to `ACTIONS_ID_TOKEN_REQUEST_URL` (set in a
+	// GitHub Actions job with `permissions: id-token: write`). The Azure
+	// CLI login of `azure/login` ends with GitHub's token
+	// (AADSTS700024); this does not.
+	OIDCRequestURL string `mapstructure:"oidc_request_url"`
+	// Bearer token for `oidc_request_url`. Never printed. Defaults to
+	// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+	OIDCRequestToken string `mapstructure:"oidc_request_token"`
 	// Use only the Azure CLI's login (`az login`). Defaults to `false`.
 	UseAzureCLIAuth bool `mapstructure:"use_azure_cli_auth"`
 	// Azure cloud: `Public` (default), `USGovernment` or `China`.
@@ -60,8 +82,12 @@ type Config struct {
 	// `/subscriptions/<subscription_id>/resourceGroups/<storage_resource_group>/providers/Microsoft.Storage/storageAccounts/<storage_account>`.
 	StorageAccountID string `mapstructure:"storage_account_id"`
 	// Blob endpoint of the account. Defaults to
-	// `https://<storage_account>.blob.<cloud storage suffix>`; set it for
-	// Azurite (`http://127.0.0.1:10000/devstoreaccount1`).
+	// `https://<storage_account>.blob.<cloud storage suffix>`. Unused with
+	// `storage_connection_string`, whose `BlobEndpoint=` (Azurite's
+	// development connection string has one) or account name says where
+	// the blob goes; set it with `storage_sas_token` or an Azure AD
+	// credential for a local or sovereign endpoint, e.g. Azurite's
+	// `http://127.0.0.1:10000/devstoreaccount1`.
 	BlobEndpoint string `mapstructure:"blob_endpoint"`
 	// Storage connection string (account key or SAS). Never printed. When
 	// neither this nor `storage_sas_token` is set, the Azure credential is
@@ -75,10 +101,14 @@ type Config struct {
 	// Create the container when it is missing. Defaults to `false`: a
 	// missing container is an error.
 	CreateContainer bool `mapstructure:"create_container"`
-	// Blob name. Defaults to `<variant key>-<disk modification time
-	// YYYYMMDDhhmmss>.vhd` (or the disk's base name without a variant):
-	// unique per variant and build, stable for one disk, so a re-run
-	// resumes or reuses instead of uploading again.
+	// Blob name. Defaults to `<variant key>-<first 16 hex digits of the
+	// disk's sha256>.vhd` when the artifact records the digest (osimage-disk
+	// does), else `<variant key>-<disk modification time
+	// YYYYMMDDhhmmss>.vhd` (the disk's base name without a variant): unique
+	// per variant and build, stable for one disk, so a re-run resumes or
+	// reuses instead of uploading again. An unfinished upload is resumed
+	// when it is of the same disk: the same sha256 when the artifact
+	// records one, else the same size and modification time.
 	BlobName string `mapstructure:"blob_name"`
 	// Replace an existing blob that differs from the disk. Defaults to
 	// `false`: an identical blob (same size and Content-MD5) is reused, a
@@ -114,11 +144,15 @@ type Config struct {
 	Identifier Identifier `mapstructure:"identifier"`
 	// Description of created definitions. Defaults to the variant's.
 	Description string `mapstructure:"description"`
-	// `SecurityType` feature of created V2 definitions. Defaults to
-	// `TrustedLaunchSupported`.
+	// `SecurityType` feature of created V2 definitions: `Standard`,
+	// `TrustedLaunchSupported`, `TrustedLaunch`, `ConfidentialVMSupported`,
+	// `ConfidentialVM` or `TrustedLaunchAndConfidentialVmSupported`.
+	// Defaults to `TrustedLaunchSupported`.
 	SecurityType string `mapstructure:"security_type"`
-	// `DiskControllerTypes` feature of created definitions. Defaults to
-	// `SCSI, NVMe`.
+	// `DiskControllerTypes` feature of created definitions, a
+	// comma-separated list of `SCSI` and `NVMe`. Defaults to `SCSI, NVMe`
+	// on V2 definitions and none on V1: NVMe needs Hyper-V generation 2, so
+	// `NVMe` with a V1 generation is an error.
 	DiskControllerTypes string `mapstructure:"disk_controller_types"`
 	// `IsAcceleratedNetworkSupported` feature of created definitions.
 	// Defaults to `true`.
@@ -127,7 +161,8 @@ type Config struct {
 	// giving up; the run can be repeated and resumes polling. Defaults to
 	// `60m`.
 	Timeout time.Duration `mapstructure:"shared_image_gallery_timeout"`
-	// How often long-running operations are polled. Defaults to `30s`.
+	// How often long-running operations are polled, at least `1s` (the
+	// Azure SDK refuses more often). Defaults to `30s`.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// End of life date of the version (RFC 3339 or YYYY-MM-DD).
 	EndOfLifeDate string `mapstructure:"shared_gallery_image_version_end_of_life_date"`
@@ -181,6 +216,8 @@ type GalleryDestination struct {
 	// `Premium_LRS` or `PremiumV2_LRS`.
 	StorageAccountType string `mapstructure:"storage_account_type"`
 	// Shallow replication (faster; for images up to 32 GiB, for testing).
+	// Azure allows it only in the gallery's own region with one replica, so
+	// with it `target_region` is at most that region with `replicas = 1`.
 	// Defaults to `false`.
 	UseShallowReplication bool `mapstructure:"use_shallow_replication"`
 }
@@ -232,6 +269,23 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	if c.ClientSecret != "" && (c.ClientID == "" || c.TenantID == "") {
 		add(fmt.Errorf("client_secret needs client_id and tenant_id"))
 	}
+	if c.ClientJWT != "" && (c.ClientID == "" || c.TenantID == "") {
+		add(fmt.Errorf("client_jwt needs client_id and tenant_id"))
+	}
+	if c.ClientJWT != "" && c.ClientSecret != "" {
+		add(fmt.Errorf("client_secret and client_jwt exclude each other"))
+	}
+	if (c.OIDCRequestURL != "") != (c.OIDCRequestToken != "") {
+		add(fmt.Errorf("oidc_request_url and oidc_request_token go together (one is set)"))
+	}
+	if c.OIDCRequestURL != "" {
+		if u, err := url.Parse(c.OIDCRequestURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			add(fmt.Errorf("oidc_request_url %q: want an http(s) URL", c.OIDCRequestURL))
+		}
+		if c.ClientID == "" || c.TenantID == "" {
+			add(fmt.Errorf("oidc_request_url needs client_id and tenant_id (the app federated with the ID token's issuer)"))
+		}
+	}
 	if c.BlobEndpoint != "" {
 		if u, err := url.Parse(c.BlobEndpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			add(fmt.Errorf("blob_endpoint %q: want an http(s) URL", c.BlobEndpoint))
@@ -256,12 +310,23 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 30 * time.Second
+	} else if c.PollInterval < time.Second {
+		// azcore's PollUntilDone refuses a frequency under 1s (outside
+		// go test), after the create request was sent.
+		add(fmt.Errorf("poll_interval = %s: want at least 1s (the Azure SDK polls no more often)", c.PollInterval))
+	}
+	if c.Timeout < 0 {
+		add(fmt.Errorf("shared_image_gallery_timeout = %s: want a positive duration", c.Timeout))
 	}
 	if c.SecurityType == "" {
 		c.SecurityType = "TrustedLaunchSupported"
+	} else if !contains(gallery.SecurityTypes, c.SecurityType) {
+		add(fmt.Errorf("security_type %q: want one of %s", c.SecurityType, strings.Join(gallery.SecurityTypes, ", ")))
 	}
-	if c.DiskControllerTypes == "" {
-		c.DiskControllerTypes = "SCSI, NVMe"
+	if c.DiskControllerTypes != "" {
+		if _, err := gallery.CheckDiskControllerTypes(c.DiskControllerTypes); err != nil {
+			add(fmt.Errorf("disk_controller_types: %w", err))
+		}
 	}
 	c.accelNets = c.AcceleratedNetworking == nil || *c.AcceleratedNetworking
 	if c.EndOfLifeDate != "" {
@@ -292,6 +357,24 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	if t := d.StorageAccountType; t != "" && !contains(gallery.StorageAccountTypes, t) {
 		add(fmt.Errorf("shared_image_gallery_destination.storage_account_type %q: want one of %s", t, strings.Join(gallery.StorageAccountTypes, ", ")))
 	}
+	if d.UseShallowReplication {
+		// Azure replicates shallowly only within the source region, one
+		// replica (packer-plugin-azure validates the same).
+		if len(d.TargetRegions) > 1 {
+			add(fmt.Errorf("shared_image_gallery_destination.use_shallow_replication: Azure allows it in the gallery's region only; %d target_region blocks given, want at most that one", len(d.TargetRegions)))
+		}
+		for _, r := range d.TargetRegions {
+			if r.Replicas > 1 {
+				add(fmt.Errorf("shared_image_gallery_destination.use_shallow_replication: target_region %q: replicas = %d, want 1 (shallow replication keeps one replica)", r.Name, r.Replicas))
+			}
+			if d.Location != "" && r.Name != "" && !strings.EqualFold(strings.ReplaceAll(r.Name, " ", ""), strings.ReplaceAll(d.Location, " ", "")) {
+				add(fmt.Errorf("shared_image_gallery_destination.use_shallow_replication: target_region %q is not the gallery's region %q", r.Name, d.Location))
+			}
+		}
+	}
+	if nvme, _ := gallery.CheckDiskControllerTypes(c.DiskControllerTypes); nvme && c.DiskControllerTypes != "" && contains(c.gens, "V1") {
+		add(fmt.Errorf("disk_controller_types %q with hyperv_generations %v: NVMe needs generation V2; give \"SCSI\" or publish V2 only", c.DiskControllerTypes, c.HyperVGenerations))
+	}
 	for i, r := range d.TargetRegions {
 		if r.Name == "" {
 			add(fmt.Errorf("target_region[%d]: name is required", i))
@@ -309,6 +392,17 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		return errs
 	}
 	return nil
+}
+
+// secrets are the configured values that are never printed.
+func (c *Config) secrets() []string {
+	out := pageblob.Secrets(pageblob.ClientConfig{ConnectionString: c.StorageConnectionString, SAS: c.StorageSASToken})
+	for _, sec := range []string{c.ClientSecret, c.ClientJWT, c.OIDCRequestToken} {
+		if sec != "" {
+			out = append(out, sec)
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

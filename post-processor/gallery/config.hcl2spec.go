@@ -23,6 +23,9 @@ type FlatConfig struct {
 	TenantID                     *string                 `mapstructure:"tenant_id" cty:"tenant_id" hcl:"tenant_id"`
 	ClientID                     *string                 `mapstructure:"client_id" cty:"client_id" hcl:"client_id"`
 	ClientSecret                 *string                 `mapstructure:"client_secret" cty:"client_secret" hcl:"client_secret"`
+	ClientJWT                    *string                 `mapstructure:"client_jwt" cty:"client_jwt" hcl:"client_jwt"`
+	OIDCRequestURL               *string                 `mapstructure:"oidc_request_url" cty:"oidc_request_url" hcl:"oidc_request_url"`
+	OIDCRequestToken             *string                 `mapstructure:"oidc_request_token" cty:"oidc_request_token" hcl:"oidc_request_token"`
 	UseAzureCLIAuth              *bool                   `mapstructure:"use_azure_cli_auth" cty:"use_azure_cli_auth" hcl:"use_azure_cli_auth"`
 	CloudEnvironmentName         *string                 `mapstructure:"cloud_environment_name" cty:"cloud_environment_name" hcl:"cloud_environment_name"`
 	ResourceManagerEndpoint      *string                 `mapstructure:"resource_manager_endpoint" cty:"resource_manager_endpoint" hcl:"resource_manager_endpoint"`
@@ -81,6 +84,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"tenant_id":                        &hcldec.AttrSpec{Name: "tenant_id", Type: cty.String, Required: false},
 		"client_id":                        &hcldec.AttrSpec{Name: "client_id", Type: cty.String, Required: false},
 		"client_secret":                    &hcldec.AttrSpec{Name: "client_secret", Type: cty.String, Required: false},
+		"client_jwt":                       &hcldec.AttrSpec{Name: "client_jwt", Type: cty.String, Required: false},
+		"oidc_request_url":                 &hcldec.AttrSpec{Name: "oidc_request_url", Type: cty.String, Required: false},
+		"oidc_request_token":               &hcldec.AttrSpec{Name: "oidc_request_token", Type: cty.String, Required: false},
 		"use_azure_cli_auth":               &hcldec.AttrSpec{Name: "use_azure_cli_auth", Type: cty.Bool, Required: false},
 		"cloud_environment_name":           &hcldec.AttrSpec{Name: "cloud_environment_name", Type: cty.String, Required: false},
 		"resource_manager_endpoint":        &hcldec.AttrSpec{Name: "resource_manager_endpoint", Type: cty.String, Required: false},

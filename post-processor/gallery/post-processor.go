@@ -39,6 +39,11 @@ type PostProcessor struct {
 	// (unit tests use the SDK's fake servers).
 	armTransport policy.Transporter
 	credential   azcore.TokenCredential
+	// authTransport, when set, carries token requests to Microsoft Entra
+	// ID (tests trust a local token endpoint through it).
+	authTransport policy.Transporter
+	// announce says which credential source authenticated (set per run).
+	announce func(string)
 }
 
 func (p *PostProcessor) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
@@ -66,7 +71,9 @@ func (c *Config) destination(v *variant.Variant) (*gallery.Destination, error) {
 func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in packersdk.Artifact) (packersdk.Artifact, bool, bool, error) {
 	out, err := p.run(ctx, ui, in)
 	if err != nil {
-		return nil, false, false, fmt.Errorf("osimage-gallery: %w", err)
+		// Whatever failed, no SAS, account key or client secret leaves in
+		// the message (Packer prints it and logs it with PACKER_LOG=1).
+		return nil, false, false, pageblob.Redact(fmt.Errorf("osimage-gallery: %w", err), p.config.secrets())
 	}
 	return out, true, false, nil
 }
@@ -96,11 +103,15 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		return nil, err
 	}
 	defer src.Close()
+	if file.SHA256 != "" {
+		src.SetDigest(file.SHA256) // the disk's identity for resuming
+	}
 	dest, err := c.destination(v)
 	if err != nil {
 		return nil, err
 	}
 	logf := func(f string, args ...any) { ui.Say(fmt.Sprintf(f, args...)) }
+	p.announce = func(source string) { ui.Sayf("Authenticated to Azure with %s", source) }
 
 	// Credentials: an Azure AD credential when ARM or storage need one.
 	var cred azcore.TokenCredential
@@ -114,7 +125,7 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 
 	blobName := c.BlobName
 	if blobName == "" {
-		blobName = defaultBlobName(v, file.Path)
+		blobName = defaultBlobName(v, file)
 	}
 	endpoint := c.BlobEndpoint
 	if endpoint == "" && c.StorageAccount != "" {
@@ -189,7 +200,8 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		progress := packerutil.NewProgress(ui, filepath.Base(blobName))
 		up, err = pageblob.Upload(ctx, tg, src, pageblob.Options{Parallel: c.Parallel, Overwrite: c.OverwriteBlob,
 			OverwriteOption: "overwrite_blob = true (or packer build -force)", CreateContainerOption: "create_container = true",
-			Progress: progress.Update, Logf: logf})
+			Progress: progress.Update, Logf: logf,
+			BeforeChange: func(how string) error { return st.BlobChanging(blobURL, how, gopts) }})
 		progress.Close()
 		if err != nil {
 			return nil, credErr(err)
@@ -214,7 +226,7 @@ func (p *PostProcessor) cred() (azcore.TokenCredential, string, error) {
 	cred, tried := p.credential, "test credential"
 	if cred == nil {
 		var err error
-		if cred, tried, err = p.config.credential(); err != nil {
+		if cred, tried, err = p.config.credential(p.authTransport, p.announce); err != nil {
 			return nil, tried, err
 		}
 	}
@@ -276,19 +288,20 @@ func pickInput(a *artifact.Artifact) (artifact.File, error) {
 	return a.One(artifact.RoleDisk)
 }
 
-// defaultBlobName names the blob after the variant and the disk's
-// modification time (gallery.DefaultBlobName).
-func defaultBlobName(v *variant.Variant, path string) string {
+// defaultBlobName names the blob after the variant and the disk's sha256
+// or modification time (gallery.DefaultBlobName).
+func defaultBlobName(v *variant.Variant, f artifact.File) string {
 	var mod time.Time
-	if st, err := os.Stat(path); err == nil {
+	if st, err := os.Stat(f.Path); err == nil {
 		mod = st.ModTime()
 	}
-	return gallery.DefaultBlobName(v.Key, path, mod)
+	return gallery.DefaultBlobName(v.Key, f.Path, mod, f.SHA256)
 }
 
 func (p *PostProcessor) artifactOut(a *artifact.Artifact, in artifact.File, up pageblob.Result, res gallery.Result, d *gallery.Destination) *Artifact {
 	out := a.Clone()
 	out.Builder = BuilderID
+	up.URL = pageblob.URLWithoutQuery(up.URL) // never a SAS in the artifact
 	out.ID = up.URL
 	if out.Extra == nil {
 		out.Extra = map[string]string{}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
@@ -29,6 +30,18 @@ func configure(t *testing.T, raw map[string]interface{}) (*PostProcessor, error)
 	return p, p.Configure(raw)
 }
 
+// storageID is the resource id the post-processor gives the development
+// account of Azurite for the gallery of galleryID.
+const storageID = "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/devstoreaccount1"
+
+// newStore is an empty gallery in westeurope with the storage account
+// that holds the blobs, in the same region.
+func newStore() *armfake.Store {
+	s := armfake.New()
+	s.PutStorageAccount(storageID, "westeurope")
+	return s
+}
+
 func almaVariant(arch string) variant.Variant {
 	return variant.Variant{Key: "alma-9-" + arch, Image: "almalinux", Distro: "almalinux", ReleaseVer: "9.6", Arch: arch,
 		Targets: []variant.Target{{Name: "acg", InterfaceType: variant.InterfaceAzureComputeGallery, ResourceURN: galleryID, ImageName: "almalinux-9-gen2"}}}
@@ -43,12 +56,13 @@ func TestPostProcessUploadsOnceAndPublishesGen1AndGen2FromTheVariantTarget(t *te
 		"storage_connection_string": az.ConnectionString, "storage_account": "devstoreaccount1", "create_container": true,
 		"hyperv_generations":               []string{"V1", "V2"},
 		"shared_image_gallery_destination": map[string]interface{}{"gen1_image_name": "almalinux-9-gen1", "target_region": []map[string]interface{}{{"name": "eastus"}}},
-		"poll_interval":                    "10ms",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := armfake.New()
+	p.config.PollInterval = 10 * time.Millisecond // under go test azcore polls this often
+	store := newStore()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	p.armTransport, p.credential = store.Transport(), &azfake.TokenCredential{}
 	out, keep, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
 	if err != nil {
@@ -105,7 +119,8 @@ func TestPostProcessStopsOnADefinitionMismatchBeforeUploading(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := armfake.New()
+	store := newStore()
+	store.SourceBlobType = armfake.AzuriteBlobType(az.ConnectionString)
 	store.PutDefinition("almalinux-9-gen2", armcompute.GalleryImage{Properties: &armcompute.GalleryImageProperties{
 		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
 		HyperVGeneration: ptr(armcompute.HyperVGenerationV2), Architecture: ptr(armcompute.ArchitectureX64)}})
@@ -126,20 +141,54 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			"target_region": []map[string]interface{}{{"name": "x", "replicas": 101}, {"replicas": 1}}},
 		"hyperv_generations": []string{"V3"}, "client_secret": "s3cr3t", "parallel": 500,
 		"shared_gallery_image_version_end_of_life_date": "tomorrow", "resource_manager_endpoint": "http://x",
-		"cloud_environment_name": "Mars", "variant": "{not json",
+		"cloud_environment_name": "Mars", "variant": "{not json", "poll_interval": "500ms", "security_type": "TrustedLaunchSupport",
+		"disk_controller_types": "SCSI, IDE",
 	})
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
 	for _, want := range []string{"storage_account: required", "image_version", "exceeds 2147483647", `storage_account_type "Cheap"`,
 		"replicas = 101", "target_region[1]: name is required", `hyperv generation "V3"`, "client_secret needs client_id",
-		"parallel = 500", `end_of_life_date "tomorrow"`, "want an https URL", `cloud_environment_name "Mars"`, "variant"} {
+		"parallel = 500", `end_of_life_date "tomorrow"`, "want an https URL", `cloud_environment_name "Mars"`, "variant",
+		"poll_interval = 500ms: want at least 1s", `security_type "TrustedLaunchSupport": want one of Standard,`,
+		`disk_controller_types: disk controller type "IDE"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q", want)
 		}
 	}
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Error("the secret was printed")
+	}
+}
+
+func TestShallowReplicationAndNVMeOnV1AreRefusedAtValidate(t *testing.T) {
+	dest := func(loc string, regions ...map[string]interface{}) map[string]interface{} {
+		return map[string]interface{}{"use_shallow_replication": true, "location": loc, "target_region": regions}
+	}
+	for name, c := range map[string]struct {
+		raw  map[string]interface{}
+		want string
+	}{
+		"two regions": {map[string]interface{}{"shared_image_gallery_destination": dest("", map[string]interface{}{"name": "eastus"}, map[string]interface{}{"name": "westus"})},
+			"use_shallow_replication: Azure allows it in the gallery's region only; 2 target_region blocks given"},
+		"two replicas": {map[string]interface{}{"shared_image_gallery_destination": dest("", map[string]interface{}{"name": "eastus", "replicas": 2})},
+			`target_region "eastus": replicas = 2, want 1`},
+		"another region": {map[string]interface{}{"shared_image_gallery_destination": dest("westeurope", map[string]interface{}{"name": "eastus"})},
+			`target_region "eastus" is not the gallery's region "westeurope"`},
+		"NVMe on V1": {map[string]interface{}{"hyperv_generations": []string{"V1", "V2"}, "disk_controller_types": "SCSI,NVMe"},
+			`disk_controller_types "SCSI,NVMe" with hyperv_generations [V1 V2]: NVMe needs generation V2`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.raw["storage_account"] = "a"
+			if _, err := configure(t, c.raw); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+	ok := map[string]interface{}{"storage_account": "a", "hyperv_generations": []string{"V1", "V2"},
+		"shared_image_gallery_destination": dest("West Europe", map[string]interface{}{"name": "westeurope"})}
+	if _, err := configure(t, ok); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -27,6 +27,13 @@ const (
 	ActSkip    = "skip"    // version present with the same source: already published
 	ActReplace = "replace" // version present with another source, force: deleted and recreated
 	ActResume  = "resume"  // creation started by an earlier run: polling resumes
+	// ActRecreate: a version from this blob whose creation failed
+	// (provisioning state Failed): deleted and created again.
+	ActRecreate = "recreate"
+	// ActWait: a version from this blob that another run is still
+	// creating, with no resume token here: waited for (and made again if
+	// it fails).
+	ActWait = "wait"
 )
 
 // Options tune Check and Apply.
@@ -84,6 +91,49 @@ type Status struct {
 	Versions    []VersionStatus
 }
 
+// FromSource names ("<version> of <definition>") the versions Check found
+// already made from the plan's blob: skipped, resumed, waited for.
+func (st *Status) FromSource() []string {
+	var out []string
+	for _, vs := range st.Versions {
+		switch vs.Action {
+		case ActSkip, ActResume, ActWait:
+			out = append(out, vs.Name+" of "+vs.Definition)
+		}
+	}
+	return out
+}
+
+// SourceChanged makes the versions FromSource names be deleted and created
+// again (ActReplace): the blob's bytes changed after they were made from it.
+func (st *Status) SourceChanged() {
+	for i, vs := range st.Versions {
+		switch vs.Action {
+		case ActSkip, ActResume, ActWait:
+			st.Versions[i].Action, st.Versions[i].resumeToken = ActReplace, ""
+		}
+	}
+}
+
+// BlobChanging decides, before the blob's bytes change (how: "overwritten"
+// or "resumed"; pageblob.Options.BeforeChange), about the versions Check
+// found made from its earlier bytes, which would go on claiming it: with
+// o.Force they are deleted and created again (SourceChanged, said through
+// o.Logf); without it the returned error names them and o.ForceOption.
+func (st *Status) BlobChanging(blobURL, how string, o Options) error {
+	o.defaults()
+	used := st.FromSource()
+	if len(used) == 0 {
+		return nil
+	}
+	if !o.Force {
+		return fmt.Errorf("blob %s would be %s, but image versions %s were made from its earlier bytes and would keep claiming it: set %s to recreate them too, or give another blob name", blobURL, how, strings.Join(used, ", "), o.ForceOption)
+	}
+	st.SourceChanged()
+	o.Logf("blob %s is %s: image versions %s, made from its earlier bytes, are deleted and created again", blobURL, how, strings.Join(used, ", "))
+	return nil
+}
+
 // MismatchError means an existing definition cannot take this image.
 type MismatchError struct {
 	Definition, Field, Have, Want string
@@ -117,6 +167,9 @@ func Check(ctx context.Context, c Client, p Plan, o Options) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{Plan: p}
+	if err := checkStorageAccount(ctx, c, p, o); err != nil {
+		return st, err
+	}
 	var errs []error
 	for _, d := range p.Definitions {
 		o.Logf("GET %s", defPath(p.Gallery, d.Name))
@@ -152,21 +205,51 @@ func Check(ctx context.Context, c Client, p Plan, o Options) (Status, error) {
 			}
 			vs.ProvisioningState = str(props.ProvisioningState, "")
 			uri, acct := sourceOf(have)
+			same := sameSource(uri, acct, v.Source)
+			// Only a version that succeeded is published: one that failed
+			// is made again, one still being created is resumed (with the
+			// token of the run that started it) or waited for.
 			switch {
-			case sameSource(uri, acct, v.Source) && tok != "" && vs.ProvisioningState != string(armcompute.GalleryProvisioningStateSucceeded):
-				vs.Action, vs.resumeToken = ActResume, tok
-			case sameSource(uri, acct, v.Source):
-				vs.Action = ActSkip
-			case o.Force:
+			case !same && o.Force:
 				vs.Action = ActReplace
-			default:
+			case !same:
 				errs = append(errs, &VersionExistsError{v.Definition, v.Name, uri, v.Source.URI, o.ForceOption})
 				continue
+			case vs.ProvisioningState == string(armcompute.GalleryProvisioningStateSucceeded):
+				vs.Action = ActSkip
+			case vs.ProvisioningState == string(armcompute.GalleryProvisioningStateFailed):
+				vs.Action = ActRecreate
+			case tok != "":
+				vs.Action, vs.resumeToken = ActResume, tok
+			default:
+				vs.Action = ActWait
 			}
 		}
 		st.Versions = append(st.Versions, vs)
 	}
 	return st, errors.Join(errs...)
+}
+
+// checkStorageAccount reads the storage account of the versions' source:
+// it must exist (a wrong resource group shows only when the version is
+// created, after the upload) and be in the gallery's region.
+func checkStorageAccount(ctx context.Context, c Client, p Plan, o Options) error {
+	if len(p.Versions) == 0 {
+		return nil
+	}
+	id := p.Versions[0].Source.StorageAccountID
+	o.Logf("GET %s?api-version=%s", id, StorageAPIVersion)
+	loc, err := c.StorageAccountLocation(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read storage account %s (the versions' source): %w", id, err)
+	}
+	if loc == "" {
+		return fmt.Errorf("storage account %s (the versions' source) does not exist: give its resource id in storage_account_id, or storage_resource_group when it is not in the gallery's resource group", id)
+	}
+	if normRegion(loc) != normRegion(p.Gallery.Location) {
+		return fmt.Errorf("storage account %s is in %s, the gallery in %s: a version is made from a blob in the gallery's region; upload to an account in %s (storage_account, storage_account_id)", id, loc, p.Gallery.Location, p.Gallery.Location)
+	}
+	return nil
 }
 
 func matches(d Definition, have *armcompute.GalleryImage) error {
@@ -282,21 +365,76 @@ func Apply(ctx context.Context, c Client, st Status, o Options) (Result, error) 
 		for _, r := range regionsOf(p.Gallery, vs.Version) {
 			out[i].Regions = append(out[i].Regions, r.Name)
 		}
-		if vs.Action == ActSkip {
+		switch vs.Action {
+		case ActSkip:
 			o.Logf("image version %s of %s already published from this blob (provisioning state %s); skipped", vs.Name, vs.Definition, vs.ProvisioningState)
 			removeToken(o.StateDir, p.Gallery, vs.Version)
 			continue
+		case ActRecreate:
+			o.Logf("image version %s of %s from this blob failed earlier (provisioning state Failed): deleted and created again", vs.Name, vs.Definition)
+			removeToken(o.StateDir, p.Gallery, vs.Version)
 		}
-		g.Go(func() error { return createVersion(gctx, c, p.Gallery, vs, o, record) })
+		g.Go(func() error {
+			if vs.Action == ActWait {
+				var err error
+				if vs.Action, err = waitVersion(gctx, c, p.Gallery, vs, o); err != nil || vs.Action == ActWait {
+					return err
+				}
+				out[i].Action = vs.Action
+			}
+			return createVersion(gctx, c, p.Gallery, vs, o, record)
+		})
 	}
 	err := g.Wait()
 	res.Versions = out
 	return res, err
 }
 
+// waitVersion waits, polling with GET, for the creation of a version that
+// another run started (no resume token here) to end, up to o.Timeout. It
+// returns ActWait when the version succeeded, ActRecreate when it failed
+// and ActCreate when it is gone.
+func waitVersion(ctx context.Context, c Client, g Gallery, vs VersionStatus, o Options) (string, error) {
+	o.Logf("image version %s of %s from this blob is %s, by another run (no resume token in %q): waiting for it", vs.Name, vs.Definition, vs.ProvisioningState, o.StateDir)
+	if o.DryRun {
+		return ActWait, nil
+	}
+	deadline := time.Now().Add(o.Timeout)
+	state := vs.ProvisioningState
+	for {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(o.PollFrequency):
+		}
+		have, err := c.GetVersion(ctx, g, vs.Definition, vs.Name)
+		if err != nil {
+			return "", fmt.Errorf("read image version %s of %s: %w", vs.Name, vs.Definition, err)
+		}
+		if have == nil {
+			o.Logf("image version %s of %s is gone: created again", vs.Name, vs.Definition)
+			return ActCreate, nil
+		}
+		if have.Properties != nil {
+			state = str(have.Properties.ProvisioningState, "")
+		}
+		switch state {
+		case string(armcompute.GalleryProvisioningStateSucceeded):
+			o.Logf("image version %s of %s succeeded", vs.Name, vs.Definition)
+			return ActWait, nil
+		case string(armcompute.GalleryProvisioningStateFailed):
+			o.Logf("image version %s of %s failed (provisioning state Failed): deleted and created again", vs.Name, vs.Definition)
+			return ActRecreate, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("image version %s of %s is still %s after %s, created by another run (no resume token in %q): run the build again to wait again", vs.Name, vs.Definition, state, o.Timeout, o.StateDir)
+		}
+	}
+}
+
 func createVersion(ctx context.Context, c Client, g Gallery, vs VersionStatus, o Options, record func(Request)) error {
 	path := versionPath(g, vs.Definition, vs.Name)
-	if vs.Action == ActReplace {
+	if vs.Action == ActReplace || vs.Action == ActRecreate {
 		record(Request{Method: "DELETE", Path: path})
 		if !o.DryRun {
 			if err := c.DeleteVersion(ctx, g, vs.Definition, vs.Name, o.PollFrequency); err != nil {
@@ -330,8 +468,12 @@ func createVersion(ctx context.Context, c Client, g Gallery, vs VersionStatus, o
 			if tokFile != "" {
 				return fmt.Errorf("image version %s of %s is still being created after %s; its resume token is kept in %s: run the build again to resume polling: %w", vs.Name, vs.Definition, o.Timeout, tokFile, err)
 			}
+			return fmt.Errorf("create image version %s of %s: %w", vs.Name, vs.Definition, err)
 		}
-		return fmt.Errorf("create image version %s of %s: %w", vs.Name, vs.Definition, err)
+		// The operation failed: its token is of no more use, and the
+		// version (now Failed) is made again by the next run.
+		removeToken(o.StateDir, g, vs.Version)
+		return fmt.Errorf("create image version %s of %s (the next run deletes and creates it again): %w", vs.Name, vs.Definition, err)
 	}
 	removeToken(o.StateDir, g, vs.Version)
 	o.Logf("image version %s of %s created", vs.Name, vs.Definition)
@@ -474,6 +616,7 @@ func removeToken(dir string, g Gallery, v Version) {
 // definitions have none) and the one, if any, already made from src.
 func ExistingVersions(ctx context.Context, c Client, g Gallery, defs []string, src Source) (names []string, sameSourceVersion string, err error) {
 	seen := map[string]bool{}
+	sameOK := false // sameSourceVersion succeeded: preferred to a failed one
 	for _, d := range defs {
 		vs, err := c.ListVersions(ctx, g, d)
 		if err != nil {
@@ -483,8 +626,11 @@ func ExistingVersions(ctx context.Context, c Client, g Gallery, defs []string, s
 			if v == nil || v.Name == nil {
 				continue
 			}
-			if uri, acct := sourceOf(v); sameSource(uri, acct, src) && sameSourceVersion == "" {
-				sameSourceVersion = *v.Name
+			if uri, acct := sourceOf(v); sameSource(uri, acct, src) {
+				ok := v.Properties != nil && str(v.Properties.ProvisioningState, "") == string(armcompute.GalleryProvisioningStateSucceeded)
+				if sameSourceVersion == "" || ok && !sameOK {
+					sameSourceVersion, sameOK = *v.Name, ok
+				}
 			}
 			if !seen[*v.Name] {
 				seen[*v.Name] = true

@@ -26,6 +26,9 @@ type Client interface {
 	// creation of a version.
 	BeginCreateVersion(ctx context.Context, g Gallery, def, version string, v armcompute.GalleryImageVersion, resumeToken string) (Poller, error)
 	DeleteVersion(ctx context.Context, g Gallery, def, version string, poll time.Duration) error
+	// StorageAccountLocation returns the region of a storage account by
+	// its resource id, "" when it does not exist.
+	StorageAccountLocation(ctx context.Context, id string) (string, error)
 }
 
 // Poller is a long-running version creation.
@@ -36,6 +39,7 @@ type Poller interface {
 
 // ARM implements Client with armcompute's clients.
 type ARM struct {
+	arm       *arm.Client // for the storage account (no armstorage dependency)
 	galleries *armcompute.GalleriesClient
 	images    *armcompute.GalleryImagesClient
 	versions  *armcompute.GalleryImageVersionsClient
@@ -47,7 +51,47 @@ func NewARM(subscriptionID string, cred azcore.TokenCredential, opts *arm.Client
 	if err != nil {
 		return nil, err
 	}
-	return &ARM{galleries: f.NewGalleriesClient(), images: f.NewGalleryImagesClient(), versions: f.NewGalleryImageVersionsClient()}, nil
+	c, err := arm.NewClient("osimage-gallery", "v1.0.0", cred, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &ARM{arm: c, galleries: f.NewGalleriesClient(), images: f.NewGalleryImagesClient(), versions: f.NewGalleryImageVersionsClient()}, nil
+}
+
+// StorageAPIVersion is the Microsoft.Storage API of the storage account
+// read.
+const StorageAPIVersion = "2023-05-01"
+
+func (a *ARM) StorageAccountLocation(ctx context.Context, id string) (string, error) {
+	req, err := runtime.NewRequest(ctx, http.MethodGet, runtime.JoinPaths(a.arm.Endpoint(), id))
+	if err != nil {
+		return "", err
+	}
+	q := req.Raw().URL.Query()
+	q.Set("api-version", StorageAPIVersion)
+	req.Raw().URL.RawQuery = q.Encode()
+	req.Raw().Header.Set("Accept", "application/json")
+	resp, err := a.arm.Pipeline().Do(req)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		resp.Body.Close()
+		return "", nil
+	}
+	if !runtime.HasStatusCode(resp, http.StatusOK) {
+		return "", runtime.NewResponseError(resp)
+	}
+	var acct struct {
+		Location string `json:"location"`
+	}
+	if err := runtime.UnmarshalAsJSON(resp, &acct); err != nil {
+		return "", err
+	}
+	if acct.Location == "" {
+		return "", errors.New("the storage account has no location")
+	}
+	return acct.Location, nil
 }
 
 func notFound(err error) bool {

@@ -126,14 +126,19 @@ func ResolveDestination(r DestinationRequest) (*Destination, error) {
 	return &Destination{Gallery: g, Generations: gens, Names: names}, nil
 }
 
-// DefaultBlobName is `<key>-<modified YYYYMMDDhhmmss UTC>.vhd`, or the
-// disk's base name without extension in place of a missing key. The variant
-// and artifact carry no source revision, so the disk's modification time
-// stands for the build: unique per variant and build, and stable for one
-// disk, so a re-run reuses or resumes the same blob. A zero time gives "0".
-func DefaultBlobName(key, diskPath string, modified time.Time) string {
+// DefaultBlobName is `<key>-<first 16 hex digits of the disk's sha256>.vhd`
+// when the artifact records the digest (osimage-disk does), else
+// `<key>-<modified YYYYMMDDhhmmss UTC>.vhd`; the disk's base name without
+// extension stands in for a missing key. The variant and artifact carry no
+// source revision, so the disk's content (or, without a digest, its
+// modification time) stands for the build: unique per variant and build,
+// and stable for one disk, so a re-run, even on a fresh copy of the disk,
+// reuses or resumes the same blob. A zero time gives "0".
+func DefaultBlobName(key, diskPath string, modified time.Time, sha256Hex string) string {
 	stamp := "0"
-	if !modified.IsZero() {
+	if d := strings.ToLower(strings.TrimSpace(sha256Hex)); len(d) >= 16 {
+		stamp = d[:16]
+	} else if !modified.IsZero() {
 		stamp = modified.UTC().Format("20060102150405")
 	}
 	base := key

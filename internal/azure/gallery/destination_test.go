@@ -154,9 +154,26 @@ func TestDefaultBlobNameIsTheVariantKeyAndTheDiskTimeInUTC(t *testing.T) {
 		{"", "/b/my.disk.vhd", mod, "my.disk-20261130080405.vhd"},
 		{"k", "/b/disk.raw", time.Time{}, "k-0.vhd"},
 	} {
-		if got := DefaultBlobName(c.key, c.path, c.mod); got != c.want {
+		if got := DefaultBlobName(c.key, c.path, c.mod, ""); got != c.want {
 			t.Errorf("DefaultBlobName(%q, %q, %v) = %q, want %q", c.key, c.path, c.mod, got, c.want)
 		}
+	}
+}
+
+func TestDefaultBlobNameIsTheDisksDigestWhenKnown(t *testing.T) {
+	sum := "0F343B0931126A20f133d67c2b018a3b5e2b1b1b5e2f2a8c7d0b6f0e1f2a3b4c"
+	mod := time.Date(2026, 11, 30, 13, 4, 5, 0, time.UTC)
+	if got := DefaultBlobName("alma", "/b/disk.raw", mod, sum); got != "alma-0f343b0931126a20.vhd" {
+		t.Fatalf("got %q", got)
+	}
+	if got := DefaultBlobName("alma", "/b/disk.raw", mod.Add(time.Hour), " "+sum); got != "alma-0f343b0931126a20.vhd" {
+		t.Fatalf("another copy of the same disk: %q", got)
+	}
+	if got := DefaultBlobName("alma", "/b/disk.raw", mod, "0f343b0931126a20"); got != "alma-0f343b0931126a20.vhd" {
+		t.Fatalf("16 hex digits: %q", got)
+	}
+	if got := DefaultBlobName("alma", "/b/disk.raw", mod, "abc"); got != "alma-20261130130405.vhd" {
+		t.Fatalf("a digest too short to be one: %q", got)
 	}
 }
 

@@ -22,6 +22,14 @@ var testGallery = Gallery{SubscriptionID: "sub", ResourceGroup: "rg", Name: "osi
 var blob = Source{StorageAccountID: "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
 	URI: "https://acct.blob.core.windows.net/disks/alma-9.6.vhd"}
 
+// newStore is an empty gallery in westeurope whose subscription holds the
+// storage account of blob, in the same region.
+func newStore() *armfake.Store {
+	s := armfake.New()
+	s.PutStorageAccount(blob.StorageAccountID, "westeurope")
+	return s
+}
+
 func client(t *testing.T, s *armfake.Store) Client {
 	t.Helper()
 	c, err := NewARM("sub", &azfake.TokenCredential{}, &arm.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: s.Transport()}})
@@ -43,10 +51,10 @@ func almaRequest(arch string, gens ...string) Publish {
 			"V1": {Name: "almalinux-9-gen1", Identifier: Identifier{"almalinux", "almalinux-x86_64", "9-gen1"}},
 			"V2": {Name: "almalinux-9-gen2", Identifier: Identifier{"almalinux", "almalinux-x86_64", "9-gen2"}},
 		},
-		SecurityType: "TrustedLaunchSupported", DiskControllerTypes: "SCSI, NVMe", AcceleratedNetworking: true,
+		SecurityType: "TrustedLaunchSupported", AcceleratedNetworking: true,
 		Version: "9.6.2025052201", Source: blob,
 		Regions:            []Region{{Name: "eastus", Replicas: 2, StorageAccountType: "Standard_ZRS"}, {Name: "westus2", Replicas: 1}},
-		StorageAccountType: "Standard_LRS", Shallow: true, ExcludeFromLatest: true, EndOfLifeDate: &eol,
+		StorageAccountType: "Standard_LRS", ExcludeFromLatest: true, EndOfLifeDate: &eol,
 	}
 }
 
@@ -69,7 +77,7 @@ func feature(d armcompute.GalleryImage, name string) string {
 }
 
 func TestPublishCreatesMissingDefinitionsAndGen1AndGen2VersionsFromOneBlob(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	p, err := Build(almaRequest("x86_64", "V1", "V2"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +101,8 @@ func TestPublishCreatesMissingDefinitionsAndGen1AndGen2VersionsFromOneBlob(t *te
 		if gen == "V2" {
 			wantSec = "TrustedLaunchSupported"
 		}
-		if feature(d, "SecurityType") != wantSec || feature(d, "DiskControllerTypes") != "SCSI, NVMe" || feature(d, "IsAcceleratedNetworkSupported") != "True" {
+		wantDC := map[string]string{"V1": "", "V2": "SCSI, NVMe"}[gen] // NVMe needs V2
+		if feature(d, "SecurityType") != wantSec || feature(d, "DiskControllerTypes") != wantDC || feature(d, "IsAcceleratedNetworkSupported") != "True" {
 			t.Errorf("definition %s features %v", name, pr.Features)
 		}
 		v, ok := s.Version(name, "9.6.2025052201")
@@ -105,7 +114,7 @@ func TestPublishCreatesMissingDefinitionsAndGen1AndGen2VersionsFromOneBlob(t *te
 		if *src.URI != blob.URI || *src.StorageAccountID != blob.StorageAccountID || src.ID != nil {
 			t.Errorf("version source %+v", src)
 		}
-		if *pp.ReplicationMode != armcompute.ReplicationModeShallow || !*pp.ExcludeFromLatest || !pp.EndOfLifeDate.Equal(*almaRequest("x86_64").EndOfLifeDate) ||
+		if pp.ReplicationMode != nil || !*pp.ExcludeFromLatest || !pp.EndOfLifeDate.Equal(*almaRequest("x86_64").EndOfLifeDate) ||
 			*pp.StorageAccountType != armcompute.StorageAccountTypeStandardLRS {
 			t.Errorf("publishing profile %+v", pp)
 		}
@@ -143,7 +152,7 @@ func TestAarch64IsPublishedAsGen2Only(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := armfake.New()
+	s := newStore()
 	if _, err := publish(t, client(t, s), p, fastOpts(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +187,7 @@ func TestAnExistingDefinitionThatDiffersStopsThePublishBeforeAnyChange(t *testin
 		{"os state", armcompute.GalleryImageProperties{OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesSpecialized), HyperVGeneration: ptr(armcompute.HyperVGenerationV1)}, "OS state Specialized"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := armfake.New()
+			s := newStore()
 			s.PutDefinition("almalinux-9-gen1", armcompute.GalleryImage{Location: ptr("westeurope"), Properties: ptr(c.props)})
 			p, _ := Build(almaRequest("x86_64", "V1", "V2"))
 			_, err := Check(context.Background(), client(t, s), p, fastOpts(t))
@@ -207,7 +216,7 @@ func existingVersion(uri string) armcompute.GalleryImageVersion {
 }
 
 func TestAnExistingVersionIsSkippedWhenSameRefusedWhenDifferentAndReplacedWithForce(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	p, _ := Build(almaRequest("x86_64", "V1", "V2"))
 	if _, err := publish(t, client(t, s), p, fastOpts(t)); err != nil {
 		t.Fatal(err)
@@ -249,7 +258,7 @@ func TestAnExistingVersionIsSkippedWhenSameRefusedWhenDifferentAndReplacedWithFo
 }
 
 func TestDryRunPrintsEveryRequestAndChangesNothing(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.PutDefinition("almalinux-9-gen2", armcompute.GalleryImage{Location: ptr("westeurope"), Properties: &armcompute.GalleryImageProperties{
 		OSType: ptr(armcompute.OperatingSystemTypesLinux), OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized), HyperVGeneration: ptr(armcompute.HyperVGenerationV2)}})
 	s.PutVersion("almalinux-9-gen2", "9.6.2025052201", existingVersion("https://acct.blob.core.windows.net/disks/old.vhd"))
@@ -295,7 +304,7 @@ func TestDryRunPrintsEveryRequestAndChangesNothing(t *testing.T) {
 }
 
 func TestAKilledRunResumesPollingInsteadOfCreatingAgain(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.PendingPolls = 40
 	r := almaRequest("x86_64")
 	p, _ := Build(r)
@@ -329,7 +338,7 @@ func TestAKilledRunResumesPollingInsteadOfCreatingAgain(t *testing.T) {
 }
 
 func TestAFailedCreationReportsTheServiceError(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.FailVersion = "OperationNotAllowed"
 	p, _ := Build(almaRequest("x86_64"))
 	o := fastOpts(t)
@@ -340,7 +349,7 @@ func TestAFailedCreationReportsTheServiceError(t *testing.T) {
 }
 
 func TestExistingVersionsFindsTheVersionOfTheSameBlob(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.PutVersion("almalinux-9-gen1", "9.6.2025052201", existingVersion("https://acct.blob.core.windows.net/disks/a.vhd"))
 	s.PutVersion("almalinux-9-gen2", "9.6.2025052203", existingVersion(blob.URI))
 	names, same, err := ExistingVersions(context.Background(), client(t, s), testGallery, []string{"almalinux-9-gen1", "almalinux-9-gen2", "missing"}, blob)
@@ -357,7 +366,7 @@ func TestExistingVersionsFindsTheVersionOfTheSameBlob(t *testing.T) {
 }
 
 func TestGalleryLocationIsReadFromTheGallery(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.Location = "northeurope"
 	if loc, err := client(t, s).GalleryLocation(context.Background(), testGallery); err != nil || loc != "northeurope" {
 		t.Fatalf("%q %v", loc, err)
@@ -369,7 +378,7 @@ func TestGalleryLocationIsReadFromTheGallery(t *testing.T) {
 }
 
 func TestAStaleResumeTokenOfAFinishedVersionIsDroppedNotResumed(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	p, _ := Build(almaRequest("x86_64"))
 	o := fastOpts(t)
 	if _, err := publish(t, client(t, s), p, o); err != nil {
@@ -389,7 +398,7 @@ func TestAStaleResumeTokenOfAFinishedVersionIsDroppedNotResumed(t *testing.T) {
 }
 
 func TestAFailedDefinitionCreationReportsTheServiceErrorAndCreatesNoVersion(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	s.FailDefinition = "InvalidParameter"
 	p, _ := Build(almaRequest("x86_64"))
 	_, err := publish(t, client(t, s), p, fastOpts(t))
@@ -402,7 +411,7 @@ func TestAFailedDefinitionCreationReportsTheServiceErrorAndCreatesNoVersion(t *t
 }
 
 func TestAFailedDeleteUnderForceReportsTheServiceErrorAndCreatesNothing(t *testing.T) {
-	s := armfake.New()
+	s := newStore()
 	p, _ := Build(almaRequest("x86_64"))
 	if _, err := publish(t, client(t, s), p, fastOpts(t)); err != nil {
 		t.Fatal(err)

@@ -155,6 +155,35 @@ func CheckVersion(v string) error {
 // StorageAccountTypes are the replica storage types a version accepts.
 var StorageAccountTypes = []string{"Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS"}
 
+// SecurityTypes are the values of a definition's SecurityType feature
+// (Compute Gallery REST spec, GalleryImageFeature "SecurityType"; the
+// values the portal and az sig image-definition create --features take).
+var SecurityTypes = []string{"Standard", "TrustedLaunchSupported", "TrustedLaunch", "ConfidentialVMSupported", "ConfidentialVM", "TrustedLaunchAndConfidentialVmSupported"}
+
+// DiskControllerTypes are the values of a definition's
+// DiskControllerTypes feature, a comma-separated list of them.
+var DiskControllerTypes = []string{"SCSI", "NVMe"}
+
+// DefaultDiskControllerTypes are those of a V2 definition when none are
+// given; a V1 definition gets none (NVMe needs V2, as AgentBaker does).
+const DefaultDiskControllerTypes = "SCSI, NVMe"
+
+// CheckDiskControllerTypes checks a comma-separated list of disk
+// controller types and reports whether it holds NVMe.
+func CheckDiskControllerTypes(list string) (nvme bool, err error) {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		switch {
+		case strings.EqualFold(t, "NVMe"):
+			nvme = true
+		case strings.EqualFold(t, "SCSI"):
+		default:
+			return false, fmt.Errorf("disk controller type %q: want a comma-separated list of %s", t, strings.Join(DiskControllerTypes, ", "))
+		}
+	}
+	return nvme, nil
+}
+
 // Validate checks the plan without any I/O.
 func (p Plan) Validate() error {
 	var errs []error
@@ -181,8 +210,17 @@ func (p Plan) Validate() error {
 		if d.Architecture == "Arm64" && d.HyperVGeneration == "V1" {
 			errs = append(errs, fmt.Errorf("definition %s: Arm64 needs hyperv generation V2", d.Name))
 		}
-		if d.SecurityType != "" && d.SecurityType != "Standard" && d.HyperVGeneration == "V1" {
+		if d.SecurityType != "" && !contains(SecurityTypes, d.SecurityType) {
+			errs = append(errs, fmt.Errorf("definition %s: security type %q: want one of %s", d.Name, d.SecurityType, strings.Join(SecurityTypes, ", ")))
+		} else if d.SecurityType != "" && d.SecurityType != "Standard" && d.HyperVGeneration == "V1" {
 			errs = append(errs, fmt.Errorf("definition %s: security type %s needs hyperv generation V2", d.Name, d.SecurityType))
+		}
+		if d.DiskControllerTypes != "" {
+			if nvme, err := CheckDiskControllerTypes(d.DiskControllerTypes); err != nil {
+				errs = append(errs, fmt.Errorf("definition %s: %w", d.Name, err))
+			} else if nvme && d.HyperVGeneration == "V1" {
+				errs = append(errs, fmt.Errorf("definition %s: disk controller NVMe needs hyperv generation V2 (give disk_controller_types = \"SCSI\", or publish V2 only)", d.Name))
+			}
 		}
 		if other, dup := ids[d.Identifier]; dup {
 			errs = append(errs, fmt.Errorf("definitions %s and %s: same identifier %s/%s/%s; it must be unique in the gallery", other, d.Name, d.Identifier.Publisher, d.Identifier.Offer, d.Identifier.SKU))
@@ -207,6 +245,19 @@ func (p Plan) Validate() error {
 		if v.StorageAccountType != "" && !contains(StorageAccountTypes, v.StorageAccountType) {
 			errs = append(errs, fmt.Errorf("version %s: storage_account_type %q, want one of %s", v.Name, v.StorageAccountType, strings.Join(StorageAccountTypes, ", ")))
 		}
+		if v.Shallow {
+			// Shallow replication keeps the image in the source region
+			// with one replica (packer-plugin-azure: "When using shallow
+			// replication the replica count can only be 1").
+			rs := regionsOf(g, v)
+			if len(rs) != 1 || rs[0].Replicas > 1 || normRegion(rs[0].Name) != normRegion(g.Location) {
+				var got []string
+				for _, r := range rs {
+					got = append(got, fmt.Sprintf("%s (%d %s)", r.Name, max(r.Replicas, 1), plural(max(r.Replicas, 1), "replica")))
+				}
+				errs = append(errs, fmt.Errorf("version %s of %s: shallow replication: only the gallery's region %s with 1 replica; got %s", v.Name, v.Definition, g.Location, strings.Join(got, ", ")))
+			}
+		}
 		for _, r := range v.Regions {
 			if r.Name == "" {
 				errs = append(errs, fmt.Errorf("version %s: target_region without a name", v.Name))
@@ -220,6 +271,13 @@ func (p Plan) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func plural(n int32, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func contains(list []string, s string) bool {
@@ -282,7 +340,9 @@ type Publish struct {
 	Definitions       map[string]DefinitionSpec
 	Description, EULA string
 	// Features of new definitions.
-	SecurityType          string // applied to V2 definitions only
+	SecurityType string // applied to V2 definitions only
+	// DiskControllerTypes of new definitions; empty: DefaultDiskControllerTypes
+	// on V2, none on V1. NVMe on V1 is an error (Validate).
 	DiskControllerTypes   string
 	AcceleratedNetworking bool
 
@@ -317,6 +377,9 @@ func Build(r Publish) (Plan, error) {
 			Description: r.Description, EULA: r.EULA, DiskControllerTypes: r.DiskControllerTypes, AcceleratedNetworking: r.AcceleratedNetworking}
 		if g == "V2" {
 			d.SecurityType = r.SecurityType
+			if d.DiskControllerTypes == "" {
+				d.DiskControllerTypes = DefaultDiskControllerTypes
+			}
 		}
 		p.Definitions = append(p.Definitions, d)
 		p.Versions = append(p.Versions, Version{Definition: spec.Name, Name: r.Version, Source: r.Source, Regions: r.Regions,

@@ -33,8 +33,15 @@ type ClientConfig struct {
 	CreateContainer bool
 }
 
-// NewTarget builds the clients for c, with the SDK's retry policy.
+// NewTarget builds the clients for c, with the SDK's retry policy. Errors
+// of Upload to the target carry none of c's secrets (Secrets).
 func NewTarget(c ClientConfig) (Target, error) {
+	t, err := newTarget(c)
+	t.secrets = Secrets(c)
+	return t, Redact(err, t.secrets)
+}
+
+func newTarget(c ClientConfig) (Target, error) {
 	if c.Container == "" || c.BlobName == "" {
 		return Target{}, errors.New("storage: container and blob name are required")
 	}

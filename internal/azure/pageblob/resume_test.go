@@ -3,6 +3,7 @@ package pageblob
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -190,6 +191,12 @@ func TestUploadOfAnotherInputRefusesAnUnfinishedBlob(t *testing.T) {
 	if err := create(ctx, tg, src, Options{}, false); err != nil {
 		t.Fatal(err)
 	}
+	// Resuming changes the blob's bytes too: BeforeChange is asked.
+	var how string
+	stop := errors.New("stop")
+	if _, err := Upload(ctx, tg, src, Options{BeforeChange: func(h string) error { how = h; return stop }}); !errors.Is(err, stop) || how != "resumed" {
+		t.Fatalf("resume: BeforeChange(%q), %v", how, err)
+	}
 	os.Chtimes(raw, time.Now(), time.Now().Add(-time.Hour)) // another input, same size
 	other, _ := OpenRaw(raw)
 	defer other.Close()
@@ -281,4 +288,39 @@ func TestUploadThroughThrottlingAndDroppedConnectionsStillMatches(t *testing.T) 
 	t.Logf("%d faults in %d requests", proxy.faults.Load(), proxy.n.Load())
 	direct := target(t, az, "faults", "f.vhd", false)
 	expectMatches(t, direct, src, res.MD5)
+}
+
+func TestAnUnfinishedUploadOfTheSameDigestResumesWhateverTheModificationTime(t *testing.T) {
+	t.Parallel()
+	az := testsvc.StartAzurite(t)
+	dir := t.TempDir()
+	raw, _ := resumeDisk(t, dir)
+	const sum = "0f343b0931126a20f133d67c2b018a3b5e2b1b1b5e2f2a8c7d0b6f0e1f2a3b4c"
+	src, _ := OpenRaw(raw)
+	defer src.Close()
+	src.SetDigest(sum)
+	ctx := context.Background()
+	tg := target(t, az, "disks", "digest.vhd", true)
+	mustCreateContainer(t, tg)
+	if err := create(ctx, tg, src, Options{}, false); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(raw, time.Now(), time.Now().Add(-time.Hour)) // a fresh copy of the same disk
+	same, _ := OpenRaw(raw)
+	defer same.Close()
+	other, _ := OpenRaw(raw)
+	defer other.Close()
+	other.SetDigest(strings.Repeat("1", 64))
+	if _, err := Upload(ctx, tg, other, Options{}); err == nil || !strings.Contains(err.Error(), "unfinished upload of another input") {
+		t.Fatalf("another digest: %v", err)
+	}
+	if _, err := Upload(ctx, tg, same, Options{}); err == nil || !strings.Contains(err.Error(), "unfinished upload of another input") {
+		t.Fatalf("no digest, another modification time: %v", err)
+	}
+	same.SetDigest(" " + strings.ToUpper(sum) + "\n")
+	res, err := Upload(ctx, tg, same, Options{})
+	if err != nil || !res.Resumed {
+		t.Fatalf("same digest: %+v %v", res, err)
+	}
+	expectMatches(t, tg, same, res.MD5)
 }

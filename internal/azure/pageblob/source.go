@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/osimage/packer-plugin-osimage/internal/sparse"
@@ -29,6 +30,7 @@ type Source struct {
 	extents   []sparse.Extent // where the blob may hold non-zero bytes
 	raw       bool
 	modTime   time.Time
+	digest    string // hex sha256 of the file, when known (SetDigest)
 }
 
 // OpenRaw opens a raw disk to be uploaded as a fixed VHD: its size is
@@ -195,9 +197,23 @@ func (s *Source) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// SetDigest gives the hex sha256 of the file, as the artifact records it
+// (osimage-disk computes it): it then identifies the input for resuming,
+// so a fresh copy of the same disk (another modification time) resumes
+// the upload of the first. It is taken as given, not checked: the pages a
+// resume finds in the blob are compared with the file byte for byte.
+func (s *Source) SetDigest(sha256Hex string) {
+	s.digest = strings.ToLower(strings.TrimSpace(sha256Hex))
+}
+
 // fingerprint identifies the input of an upload for resuming: path-free,
-// it changes when the file's size or modification time changes.
+// from the file's sha256 when known (SetDigest), else from its size and
+// modification time.
 func (s *Source) fingerprint() string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%d/%d/%d/%t", s.size, s.fileBytes, s.modTime.UnixNano(), s.raw))
+	id := fmt.Sprintf("%d", s.modTime.UnixNano())
+	if s.digest != "" {
+		id = "sha256:" + s.digest
+	}
+	h := sha256.Sum256(fmt.Appendf(nil, "%d/%d/%s/%t", s.size, s.fileBytes, id, s.raw))
 	return hex.EncodeToString(h[:8])
 }

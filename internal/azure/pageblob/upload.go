@@ -61,6 +61,9 @@ type Target struct {
 	// Container creates the container when it is missing; nil when
 	// creating it is not wanted (or not possible, as with a blob SAS).
 	Container *container.Client
+	// secrets are removed from every error Upload returns (Redact);
+	// NewTarget sets them.
+	secrets []string
 }
 
 // Options tune Upload.
@@ -80,6 +83,12 @@ type Options struct {
 	Metadata map[string]string
 	// Logf, if set, receives one line per decision (resume, reuse, clear).
 	Logf func(format string, args ...any)
+	// BeforeChange, if set, is called before the bytes of an existing blob
+	// change: how is "overwritten" (a blob that differs, replaced as
+	// Overwrite allows) or "resumed" (an unfinished upload continued). An
+	// error stops the upload with the blob untouched. Whatever was made
+	// from the blob's old bytes (gallery versions) is decided there.
+	BeforeChange func(how string) error
 }
 
 // Result says what Upload did.
@@ -104,6 +113,8 @@ type Result struct {
 	Verified int64
 	// Cleared is bytes of stale pages cleared in a resumed blob.
 	Cleared int64
+	// Replaced is true when an existing blob that differed was overwritten.
+	Replaced bool
 }
 
 // ExistsError means the blob exists and is not what the upload would
@@ -131,8 +142,14 @@ func (o *Options) defaults() {
 	}
 }
 
-// Upload puts src into the page blob of t.
-func Upload(ctx context.Context, t Target, src *Source, o Options) (Result, error) {
+// Upload puts src into the page blob of t. Its errors carry no SAS or
+// account key, whatever their type (Redact).
+func Upload(ctx context.Context, t Target, src *Source, o Options) (res Result, err error) {
+	defer func() { err = Redact(err, t.secrets) }()
+	return upload(ctx, t, src, o)
+}
+
+func upload(ctx context.Context, t Target, src *Source, o Options) (Result, error) {
 	o.defaults()
 	url := URLWithoutQuery(t.Blob.URL())
 	res := Result{URL: url, Size: src.Size()}
@@ -142,6 +159,7 @@ func Upload(ctx context.Context, t Target, src *Source, o Options) (Result, erro
 		return res, fmt.Errorf("blob %s: %w", url, err)
 	}
 	var present []sparse.Extent
+	change := ""
 	if exists {
 		var size int64
 		if props.ContentLength != nil {
@@ -149,16 +167,25 @@ func Upload(ctx context.Context, t Target, src *Source, o Options) (Result, erro
 		}
 		pending := meta(props.Metadata, MetaPending)
 		switch {
+		case props.BlobType != nil && *props.BlobType != blob.BlobTypePageBlob:
+			// An image version is made from a page blob only ("The VHD
+			// must be a page blob": Azure Compute Gallery, create an image
+			// version from a VHD in a storage account); a block blob of
+			// the same bytes and Content-MD5 is no source.
+			if !o.Overwrite {
+				return res, &ExistsError{url, fmt.Sprintf("is a %s, where an image version needs a page blob", *props.BlobType), o.OverwriteOption}
+			}
+			exists, change = false, "overwritten"
 		case size != src.Size():
 			if !o.Overwrite {
 				return res, &ExistsError{url, fmt.Sprintf("holds %d bytes where %s makes %d", size, src.Name(), src.Size()), o.OverwriteOption}
 			}
-			exists = false
+			exists, change = false, "overwritten"
 		case pending != "" && pending != pendingMarker(src):
 			if !o.Overwrite {
 				return res, &ExistsError{url, fmt.Sprintf("is an unfinished upload of another input (marker %q, %s gives %q)", pending, src.Name(), pendingMarker(src)), o.OverwriteOption}
 			}
-			exists = false
+			exists, change = false, "overwritten"
 		case pending != "":
 			if err := adoptFooter(ctx, t, src); err != nil {
 				return res, err
@@ -166,13 +193,13 @@ func Upload(ctx context.Context, t Target, src *Source, o Options) (Result, erro
 			if present, err = pageRanges(ctx, t); err != nil {
 				return res, err
 			}
-			res.Resumed = true
+			res.Resumed, change = true, "resumed"
 			o.Logf("resuming the unfinished upload of %s: %d bytes of pages present", url, sparse.DataBytes(present))
 		case len(props.ContentMD5) != md5.Size:
 			if !o.Overwrite {
 				return res, &ExistsError{url, "has no Content-MD5 to prove it identical", o.OverwriteOption}
 			}
-			exists = false
+			exists, change = false, "overwritten"
 		default:
 			if err := adoptFooter(ctx, t, src); err != nil {
 				return res, err
@@ -189,9 +216,15 @@ func Upload(ctx context.Context, t Target, src *Source, o Options) (Result, erro
 			if !o.Overwrite {
 				return res, &ExistsError{url, fmt.Sprintf("has Content-MD5 %s where %s gives %s", hex.EncodeToString(props.ContentMD5), src.Name(), hex.EncodeToString(sum)), o.OverwriteOption}
 			}
-			exists = false
+			exists, change = false, "overwritten"
 		}
 	}
+	if change != "" && o.BeforeChange != nil {
+		if err := o.BeforeChange(change); err != nil {
+			return res, err
+		}
+	}
+	res.Replaced = change == "overwritten"
 	if !exists {
 		if err := create(ctx, t, src, o, props.ETag != nil); err != nil {
 			return res, err

@@ -170,12 +170,21 @@ func TestUploadReusesAnIdenticalBlobAndRefusesADifferentOne(t *testing.T) {
 	if !bytes.Equal(p.ContentMD5, first.MD5) {
 		t.Fatal("the existing blob changed although overwrite was not asked")
 	}
-	third, err := Upload(ctx, tg, src, Options{Overwrite: true})
+	// BeforeChange decides before the blob is touched.
+	stop := errors.New("versions use this blob")
+	if _, err := Upload(ctx, tg, src, Options{Overwrite: true, BeforeChange: func(string) error { return stop }}); !errors.Is(err, stop) {
+		t.Fatalf("BeforeChange's error: %v", err)
+	}
+	if p, _ := tg.Blob.GetProperties(ctx, nil); !bytes.Equal(p.ContentMD5, first.MD5) {
+		t.Fatal("the blob changed although BeforeChange refused")
+	}
+	var how []string
+	third, err := Upload(ctx, tg, src, Options{Overwrite: true, BeforeChange: func(h string) error { how = append(how, h); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if third.Reused || bytes.Equal(third.MD5, first.MD5) {
-		t.Fatalf("overwrite did not upload: %+v", third)
+	if third.Reused || !third.Replaced || first.Replaced || again.Replaced || bytes.Equal(third.MD5, first.MD5) || strings.Join(how, ",") != "overwritten" {
+		t.Fatalf("overwrite did not upload: %+v, BeforeChange %v", third, how)
 	}
 	expectMatches(t, tg, src, third.MD5)
 }
