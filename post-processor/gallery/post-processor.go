@@ -86,6 +86,20 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 	}
 	c.ApplyVariant(a)
 	v := &a.Variant
+	// With a release state, the variant's record decides what is left:
+	// nothing, a promotion, or the publish below (recorded after it).
+	sr, err := p.planState(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	if sr != nil {
+		if out, handled, err := p.runState(ctx, ui, a, sr); handled {
+			return out, err
+		}
+		if sr.exclude {
+			ui.Sayf("%s: a pre-release (stage %s): new versions are excluded from latest until the release stage", v.Key, sr.stage)
+		}
+	}
 	file, err := pickInput(a)
 	if err != nil {
 		return nil, err
@@ -174,7 +188,11 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 			}
 			ui.Sayf("Image version %s (from the release version and today's date)", version)
 		}
-		plan, err := gallery.Build(p.publishRequest(v, dest, version, source))
+		req := p.publishRequest(v, dest, version, source)
+		if sr != nil {
+			req.ExcludeFromLatest = sr.exclude
+		}
+		plan, err := gallery.Build(req)
 		if err != nil {
 			return nil, err
 		}
@@ -216,6 +234,12 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		if res, err = gallery.Apply(ctx, client, st, gopts); err != nil {
 			return nil, credErr(err)
 		}
+	}
+	if sr != nil && !c.DryRun {
+		if err := recordPublish(ctx, sr, file, up, res); err != nil {
+			return nil, fmt.Errorf("published, but recording it in the release state failed (the next run finds the blob and the versions and records them): %w", err)
+		}
+		ui.Sayf("Recorded the publish of %s to %s in the release state (%s)", v.ReleaseName, sr.target, sr.rec)
 	}
 	return p.artifactOut(a, file, up, res, dest), nil
 }

@@ -26,6 +26,10 @@ type Client interface {
 	// creation of a version.
 	BeginCreateVersion(ctx context.Context, g Gallery, def, version string, v armcompute.GalleryImageVersion, resumeToken string) (Poller, error)
 	DeleteVersion(ctx context.Context, g Gallery, def, version string, poll time.Duration) error
+	// UpdateVersion patches a version (publishing profile changes such as
+	// excludeFromLatest; the storage profile is sent as read, as the REST
+	// spec requires it in the body).
+	UpdateVersion(ctx context.Context, g Gallery, def, version string, u armcompute.GalleryImageVersionUpdate, poll time.Duration) error
 	// StorageAccountLocation returns the region of a storage account by
 	// its resource id, "" when it does not exist.
 	StorageAccountLocation(ctx context.Context, id string) (string, error)
@@ -168,6 +172,15 @@ func (a *ARM) BeginCreateVersion(ctx context.Context, g Gallery, def, version st
 
 func (a *ARM) DeleteVersion(ctx context.Context, g Gallery, def, version string, poll time.Duration) error {
 	p, err := a.versions.BeginDelete(ctx, g.ResourceGroup, g.Name, def, version, nil)
+	if err != nil {
+		return err
+	}
+	_, err = p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: poll})
+	return err
+}
+
+func (a *ARM) UpdateVersion(ctx context.Context, g Gallery, def, version string, u armcompute.GalleryImageVersionUpdate, poll time.Duration) error {
+	p, err := a.versions.BeginUpdate(ctx, g.ResourceGroup, g.Name, def, version, u, nil)
 	if err != nil {
 		return err
 	}

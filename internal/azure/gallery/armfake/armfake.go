@@ -49,7 +49,7 @@ type Store struct {
 	// answers 404, as Azure does.
 	StorageAccounts map[string]string
 	// Counters of mutating calls reaching the service.
-	DefinitionCreates, VersionCreates, VersionDeletes atomic.Int64
+	DefinitionCreates, VersionCreates, VersionDeletes, VersionUpdates atomic.Int64
 	// VersionGets counts the GETs of single versions.
 	VersionGets atomic.Int64
 	transport   policy.Transporter
@@ -373,6 +373,48 @@ func (s *Store) versionsServer() fake.GalleryImageVersionsServer {
 			done.Properties = ptr(*v.Properties)
 			done.Properties.ProvisioningState = ptr(armcompute.GalleryProvisioningStateSucceeded)
 			resp.SetTerminalResponse(http.StatusOK, armcompute.GalleryImageVersionsClientCreateOrUpdateResponse{GalleryImageVersion: done}, nil)
+			return
+		},
+		// PATCH of a version: the publishing profile's excludeFromLatest
+		// and endOfLifeDate, and each target region's excludeFromLatest.
+		// The Compute Gallery REST spec's GalleryImageVersionProperties
+		// (which GalleryImageVersionUpdate.properties is) requires
+		// storageProfile, so a body without it is refused (400).
+		BeginUpdate: func(ctx context.Context, rg, gallery, def, ver string, u armcompute.GalleryImageVersionUpdate, _ *armcompute.GalleryImageVersionsClientBeginUpdateOptions) (resp azfake.PollerResponder[armcompute.GalleryImageVersionsClientUpdateResponse], errResp azfake.ErrorResponder) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			v, ok := s.Versions[def+"/"+ver]
+			if !ok {
+				errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			if u.Properties == nil || u.Properties.StorageProfile == nil {
+				errResp.SetResponseError(http.StatusBadRequest, "InvalidParameter")
+				return
+			}
+			s.VersionUpdates.Add(1)
+			p := *v.Properties
+			if up := u.Properties.PublishingProfile; up != nil {
+				pp := armcompute.GalleryImageVersionPublishingProfile{}
+				if p.PublishingProfile != nil {
+					pp = *p.PublishingProfile
+				}
+				if up.ExcludeFromLatest != nil {
+					pp.ExcludeFromLatest = up.ExcludeFromLatest
+				}
+				if up.EndOfLifeDate != nil {
+					pp.EndOfLifeDate = up.EndOfLifeDate
+				}
+				if up.TargetRegions != nil {
+					pp.TargetRegions = up.TargetRegions
+				}
+				p.PublishingProfile = &pp
+			}
+			v.Properties = &p
+			s.Versions[def+"/"+ver] = v
+			// The update answers 200 (the only status armcompute's
+			// GalleryImageVersionsClient.update accepts).
+			resp.SetTerminalResponse(http.StatusOK, armcompute.GalleryImageVersionsClientUpdateResponse{GalleryImageVersion: v}, nil)
 			return
 		},
 		BeginDelete: func(ctx context.Context, rg, gallery, def, ver string, _ *armcompute.GalleryImageVersionsClientBeginDeleteOptions) (resp azfake.PollerResponder[armcompute.GalleryImageVersionsClientDeleteResponse], errResp azfake.ErrorResponder) {

@@ -47,7 +47,8 @@ func (s *Server) apiName(r *http.Request) string {
 	case n >= 2 && strings.EqualFold(seg[n-2], "storageAccounts"):
 		return "StorageAccounts.Get" // answered by the store's observer
 	case n >= 2 && seg[n-2] == "versions":
-		name = map[string]string{"GET": "GalleryImageVersionsClient.Get", "PUT": "GalleryImageVersionsClient.BeginCreateOrUpdate", "DELETE": "GalleryImageVersionsClient.BeginDelete"}[r.Method]
+		name = map[string]string{"GET": "GalleryImageVersionsClient.Get", "PUT": "GalleryImageVersionsClient.BeginCreateOrUpdate", "DELETE": "GalleryImageVersionsClient.BeginDelete",
+			"PATCH": "GalleryImageVersionsClient.BeginUpdate"}[r.Method]
 	case n >= 1 && seg[n-1] == "versions":
 		name = "GalleryImageVersionsClient.NewListByGalleryImagePager"
 	case n >= 2 && seg[n-2] == "images":
