@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
 var ctx = context.Background()
@@ -198,7 +200,7 @@ func TestSelectPicksTheRevisionAndRefusesWhatDoesNotExist(t *testing.T) {
 	if c, err := Select(ctx, r, "img", 2); err != nil || c.Revision != 2 || c.Doc != nil {
 		t.Fatalf("a new revision: %+v %v", c, err)
 	}
-	for want, msg := range map[int]string{0: "revision 0 is older than the current r1", 5: "revision 5 does not exist; ask for r1 (current) or r2 (a new revision)"} {
+	for want, msg := range map[int]string{0: "revision 0 is older than the current r1; ask for r1 (current) or r2 (a new revision)", 5: "revision 5 does not exist; ask for r1 (current) or r2 (a new revision)"} {
 		if _, err := Select(ctx, r, "img", want); err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "variant k of release 1.0 in "+s.Root) {
 			t.Errorf("revision %d: %v", want, err)
 		}
@@ -272,13 +274,14 @@ func TestManifestListsEveryVariantsLatestRevision(t *testing.T) {
 		}
 	}
 	Update(ctx, Ref{Store: s, Release: "2.0", Key: "c"}, 0, Doc{}, func(d *Doc) error { return nil })
+	Update(ctx, Ref{Store: s, Release: "1.0", Key: "only-r0"}, 0, Doc{}, func(d *Doc) error { return nil })
 	docs, err := Latest(ctx, s, "1.0")
-	if err != nil || len(docs) != 2 || docs[0].Key != "a" || docs[0].Revision != 1 || docs[1].Key != "b" {
+	if err != nil || len(docs) != 3 || docs[0].Key != "a" || docs[0].Revision != 1 || docs[1].Key != "b" || docs[2].Key != "only-r0" || docs[2].Revision != 0 {
 		t.Fatalf("latest: %v %v", docs, err)
 	}
 	m := &Manifest{Release: "1.0", Store: s.String(), Created: *ts("2026-12-02T00:00:00Z"), Variants: docs}
 	var back Manifest
-	if err := jsonUnmarshal(m.JSON(), &back); err != nil || len(back.Variants) != 2 || back.Variants[1].Targets[1].OCI.Indexes[0].Digest != "sha256:i" {
+	if err := jsonUnmarshal(m.JSON(), &back); err != nil || len(back.Variants) != 3 || back.Variants[1].Targets[1].OCI.Indexes[0].Digest != "sha256:i" {
 		t.Fatalf("manifest JSON: %v %+v", err, back)
 	}
 	md := m.Markdown()
@@ -325,5 +328,117 @@ func TestIncompleteNamesWhatEachVariantLacks(t *testing.T) {
 	}
 	if got := Incomplete(docs[:2], nil, nil, StepPublish); len(got) != 0 {
 		t.Fatalf("publish stage: %q", got)
+	}
+}
+
+func TestRedactErrDropsTheQueryOfEveryURLInAMessage(t *testing.T) {
+	err := redactErr(errors.New(`GET https://a.blob.core.windows.net/c/x.json?sv=1&sig=c2VjcmV0 failed; retry http://h/p?se=2&sig=b3RoZXI= too ?keep`))
+	msg := err.Error()
+	for _, bad := range []string{"sig=", "c2VjcmV0", "b3RoZXI"} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("%q left in %q", bad, msg)
+		}
+	}
+	if msg != "GET https://a.blob.core.windows.net/c/x.json?REDACTED failed; retry http://h/p?REDACTED too ?keep" {
+		t.Errorf("redacted: %q", msg)
+	}
+	if redactErr(nil) != nil {
+		t.Error("nil error")
+	}
+}
+
+// alwaysConflict answers every write with ErrConflict.
+type alwaysConflict struct{ Dir }
+
+func (alwaysConflict) Put(context.Context, string, []byte, string) error { return ErrConflict }
+
+func TestUpdateGivesUpAfterMaxAttemptsOfConflicts(t *testing.T) {
+	calls := 0
+	_, err := Update(ctx, Ref{Store: alwaysConflict{Dir{Root: t.TempDir()}}, Release: "1", Key: "k"}, 0, Doc{}, func(*Doc) error { calls++; return nil })
+	if !errors.Is(err, ErrConflict) || calls != maxAttempts {
+		t.Fatalf("%d attempts, %v; want %d and ErrConflict", calls, err, maxAttempts)
+	}
+}
+
+func TestNotesShowTheLatestTimesAndOnlyTheTagsThatExist(t *testing.T) {
+	d := &Doc{Key: "k", Name: "k-r0", Built: ts("2026-12-01T10:00:00Z"), Targets: []Target{
+		{Name: "a", Published: ts("2026-12-02T10:00:00Z"), Released: ts("2026-12-05T10:00:00Z"), OCI: &OCI{Repository: "r"}},
+		{Name: "b", Published: ts("2026-12-03T10:00:00Z"), Released: ts("2026-12-04T10:00:00Z")},
+	}}
+	md := (&Manifest{Release: "1", Variants: []*Doc{d}}).Markdown()
+	if !strings.Contains(md, "| k | k-r0 | 2026-12-01 10:00 | 2026-12-03 10:00 | 2026-12-05 10:00 |") {
+		t.Errorf("the table shows the latest publish and release:\n%s", md)
+	}
+	if strings.Contains(md, "moving tags") {
+		t.Errorf("no moving tags were written:\n%s", md)
+	}
+}
+
+func TestFindLocalUsesOnlyFilesThatMatchTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.raw"), []byte("abc"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.raw"), []byte("abd"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c.raw"), []byte("abcd"), 0o644)
+	const abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" // sha256("abc")
+	d := &Doc{Files: []File{
+		{Role: "disk", Name: "a.raw", Size: 3, SHA256: abc},
+		{Role: "kernel", Name: "b.raw", Size: 3, SHA256: abc},
+		{Role: "initrd", Name: "c.raw", Size: 3, SHA256: abc},
+		{Role: "rootfs", Name: "gone.raw", Size: 3},
+		{Role: "sbom", Name: "c.raw"}, // no size or sum recorded: found is enough
+	}}
+	got := FindLocal(ctx, d, dir, true)
+	want := []struct{ path, why string }{
+		{filepath.Join(dir, "a.raw"), ""},
+		{"", "b.raw has sha256 "},
+		{"", "c.raw has 4 bytes, the build recorded 3"},
+		{"", "not in " + dir},
+		{filepath.Join(dir, "c.raw"), ""},
+	}
+	for i, w := range want {
+		if got[i].Path != w.path || !strings.Contains(got[i].Why, w.why) || (w.why == "") != (got[i].Why == "") {
+			t.Errorf("file %d: %+v, want path %q, why %q", i, got[i], w.path, w.why)
+		}
+	}
+	if got := FindLocal(ctx, d, dir, false); got[1].Path == "" {
+		t.Errorf("without verify, a file of the recorded size is used: %+v", got[1])
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if got := FindLocal(cancelled, d, dir, true); got[0].Path != "" {
+		t.Errorf("a cancelled check uses nothing: %+v", got[0])
+	}
+}
+
+func TestARecorderRecordsBuildsAndRefusesToRebuildAPublishedRevision(t *testing.T) {
+	store := t.TempDir()
+	v := &variant.Variant{Key: "edge-x86_64", Image: "edge", Arch: "x86_64", Platform: "virtualization", ReleaseVer: "1.0", State: store, Revision: 2}
+	r, err := RecorderFor(v)
+	if err != nil || r.Revision != 2 || r.Ref.Release != "1.0" || r.String() != "variant edge-x86_64 of release 1.0 in "+store+", r2" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if none, err := RecorderFor(&variant.Variant{Key: "k"}); none != nil || err != nil {
+		t.Fatalf("no state: %v %v", none, err)
+	}
+	if d, err := r.Load(ctx); d != nil || err != nil {
+		t.Fatalf("nothing recorded: %v %v", d, err)
+	}
+	if err := r.CheckBuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 500, time.UTC)
+	d, err := r.Built(ctx, []File{{Role: "disk", Name: "d.raw"}}, at)
+	if err != nil || !d.Built.Equal(at.Truncate(time.Second)) || d.Name != "edge-1.0-x86_64-r2" || d.Platform != "virtualization" || d.Revision != 2 {
+		t.Fatalf("built: %+v %v", d, err)
+	}
+	if err := r.CheckBuild(ctx); err != nil {
+		t.Fatalf("built, not published: a rebuild is allowed: %v", err)
+	}
+	r.Update(ctx, func(d *Doc) error { d.Target("reg", "oci-registry").Published = ts("2026-12-02T00:00:00Z"); return nil })
+	if err := r.CheckBuild(ctx); err == nil || !strings.Contains(err.Error(), "is published (reg): a rebuild needs a new revision, revision = 3") {
+		t.Fatalf("published: %v", err)
+	}
+	if _, err := RecorderFor(&variant.Variant{Key: "k", State: "oci://x"}); err == nil {
+		t.Fatal("an unsupported store")
 	}
 }

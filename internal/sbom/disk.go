@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/osimage/packer-plugin-osimage/internal/bootfiles"
@@ -126,7 +127,7 @@ func queryRPM(ctx context.Context, fs bootfiles.ExtFS, dir, rpm string) ([]Packa
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	n := 0
+	found := false
 	for _, e := range entries {
 		if !e.Regular() {
 			continue
@@ -134,13 +135,9 @@ func queryRPM(ctx context.Context, fs bootfiles.ExtFS, dir, rpm string) ([]Packa
 		if err := fs.Dump(ctx, path.Join(dir, e.Name), filepath.Join(tmp, e.Name)); err != nil {
 			return nil, err
 		}
-		for _, known := range rpmFiles {
-			if e.Name == known {
-				n++
-			}
-		}
+		found = found || slices.Contains(rpmFiles, e.Name)
 	}
-	if n == 0 {
+	if !found {
 		return nil, ErrNoDatabase
 	}
 	return QueryRPM(ctx, rpm, tmp)

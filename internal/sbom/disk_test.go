@@ -60,6 +60,11 @@ func TestADiskWithoutAPackageDatabaseSaysSo(t *testing.T) {
 	if !errors.Is(err, ErrNoDatabase) || !strings.Contains(err.Error(), "/var/lib/dpkg/status") || !strings.Contains(err.Error(), "/usr/lib/sysimage/rpm") {
 		t.Fatalf("want ErrNoDatabase naming where it looked, got %v", err)
 	}
+	// A directory where rpm's database would be, without its files.
+	notDB := rootDisk(t, map[string]string{"var/lib/rpm/README": "see /usr/lib/sysimage/rpm\n"})
+	if _, err := ReadDisk(context.Background(), DiskOptions{Disk: notDB}); !errors.Is(err, ErrNoDatabase) {
+		t.Fatalf("an rpm directory without a database: %v", err)
+	}
 	bad := rootDisk(t, map[string]string{"var/lib/dpkg/status": "Package: a\nStatus: install ok installed\n"})
 	if _, err := ReadDisk(context.Background(), DiskOptions{Disk: bad}); err == nil || !strings.Contains(err.Error(), "partition 1:/var/lib/dpkg/status") {
 		t.Fatalf("a broken status file: %v", err)

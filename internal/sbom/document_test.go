@@ -97,8 +97,12 @@ func TestSPDXDocumentReadsBackWithTheSPDXTools(t *testing.T) {
 	if p := doc.Packages[4]; p.PackageLicenseDeclared != "NOASSERTION" || !strings.Contains(p.PackageLicenseComments, "GPLv2+") {
 		t.Errorf("GPLv2+ is not an SPDX expression: declared %q, comment %q", p.PackageLicenseDeclared, p.PackageLicenseComments)
 	}
-	if p := doc.Packages[1]; p.PackageSourceInfo != "built from source package gcc-12 12.2.0-14" || p.PackageSupplier.Supplier != "Debian GCC Maintainers" {
-		t.Errorf("source and supplier: %+v %+v", p.PackageSourceInfo, p.PackageSupplier)
+	if p := doc.Packages[1]; p.PackageSourceInfo != "built from source package gcc-12 12.2.0-14" || p.PackageSupplier.Supplier != "Debian GCC Maintainers" ||
+		p.PackageSPDXIdentifier != "Package-deb-1-libgcc-s1" {
+		t.Errorf("source, supplier and id: %+v %+v %s", p.PackageSourceInfo, p.PackageSupplier, p.PackageSPDXIdentifier)
+	}
+	if p := doc.Packages[2]; p.PackageSupplier != nil || p.PackageSourceInfo != "" || p.PackageSPDXIdentifier != "Package-deb-2-libstdc-6" {
+		t.Errorf("a package without source and supplier: %+v %+v %s", p.PackageSourceInfo, p.PackageSupplier, p.PackageSPDXIdentifier)
 	}
 }
 
@@ -161,6 +165,13 @@ func TestCycloneDXDocumentReadsBackWithTheCycloneDXLibrary(t *testing.T) {
 	}
 	if l := (*(*bom.Components)[3].Licenses)[0]; l.License == nil || l.License.Name != "GPLv2+" {
 		t.Errorf("license of oldstyle: %+v", l)
+	}
+	first, second := (*bom.Components)[0], (*bom.Components)[1]
+	if first.Supplier == nil || first.Supplier.Name != "Debian GCC Maintainers" || first.Properties == nil || (*first.Properties)[0].Value != "gcc-12 12.2.0-14" {
+		t.Errorf("supplier and source package: %+v %+v", first.Supplier, first.Properties)
+	}
+	if second.Supplier != nil || second.Properties != nil {
+		t.Errorf("a component without supplier and source: %+v %+v", second.Supplier, second.Properties)
 	}
 	if deps := (*bom.Dependencies)[0]; deps.Ref != bom.Metadata.Component.BOMRef || len(*deps.Dependencies) != 4 {
 		t.Errorf("dependencies %+v", deps)

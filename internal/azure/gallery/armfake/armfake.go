@@ -433,6 +433,22 @@ func (s *Store) versionsServer() fake.GalleryImageVersionsServer {
 	}
 }
 
+// Snapshot copies the stored definitions and versions (by
+// "definition/version").
+func (s *Store) Snapshot() (map[string]armcompute.GalleryImage, map[string]armcompute.GalleryImageVersion) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defs := make(map[string]armcompute.GalleryImage, len(s.Definitions))
+	for k, v := range s.Definitions {
+		defs[k] = v
+	}
+	vers := make(map[string]armcompute.GalleryImageVersion, len(s.Versions))
+	for k, v := range s.Versions {
+		vers[k] = v
+	}
+	return defs, vers
+}
+
 // Version returns a stored version.
 func (s *Store) Version(def, ver string) (armcompute.GalleryImageVersion, bool) {
 	s.mu.Lock()
