@@ -33,6 +33,11 @@ func TestEveryVariantSurvivesJsonencodeIntoTheBuilder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The release fields (revision, release_name, stage, pending) as the
+	// data source sets them.
+	if err := applyState(d.config, want); err != nil {
+		t.Fatal(err)
+	}
 	i := 0
 	for it := out.GetAttr("variants").ElementIterator(); it.Next(); i++ {
 		_, v := it.Element()
