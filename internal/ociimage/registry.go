@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +89,7 @@ func newRegistryTarget(ctx context.Context, d Destination) (*registryTarget, err
 	if base == nil {
 		base = remote.DefaultTransport.(*http.Transport).Clone()
 	}
-	t.counter = &countingTransport{base: base, allowHTTP: plain, host: repo.RegistryStr()}
+	t.counter = &countingTransport{base: base, allowHTTP: plain, host: repo.RegistryStr(), logf: d.Logf}
 	backoff := DefaultBackoff
 	if d.Backoff != nil {
 		backoff = *d.Backoff
@@ -126,6 +127,9 @@ func (t *registryTarget) classify(op string, err error) error {
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
+		if isImmutableRefusal(te) {
+			return fmt.Errorf("%s %s: HTTP %d: %w: %v (a re-run of identical content writes no tag; for repositories with immutable tags publish each build's arch tags with index_mode = \"none\" and write the indexes once, at the end, with index_mode = \"only\")", op, t.repo.Name(), te.StatusCode, ErrImmutableTag, err)
+		}
 		if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
 			return fmt.Errorf("%s %s: HTTP %d with %s: %w: %v", op, t.repo.Name(), te.StatusCode, t.creds, ErrUnauthorized, err)
 		}
@@ -139,7 +143,23 @@ func (t *registryTarget) classify(op string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, t.repo.Name(), err)
 }
 
-func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
+// isImmutableRefusal tells a registry's refusal to overwrite a tag: ECR
+// answers 400 TAG_INVALID "… cannot be overwritten because the repository
+// is immutable" (aws/containers-roadmap#862), Harbor 412 (goharbor/harbor
+// PR #9427), others 409 or 403 naming immutability.
+func isImmutableRefusal(te *transport.Error) bool {
+	if te.StatusCode == http.StatusPreconditionFailed {
+		return true
+	}
+	for _, d := range te.Errors {
+		if strings.Contains(strings.ToLower(d.Message), "immutable") || d.Code == "TAG_IMMUTABLE" {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *registryTarget) writeManifests(ctx context.Context, p *Plan, skip map[string]bool) error {
 	todo := map[name.Reference]remote.Taggable{}
 	for _, m := range p.Manifests {
 		img, err := m.image()
@@ -149,6 +169,9 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 		todo[t.repo.Digest(m.Digest.String())] = img
 	}
 	for _, at := range p.ArchTags {
+		if skip[at.Tag] {
+			continue
+		}
 		img, err := p.Manifests[at.Manifest].image()
 		if err != nil {
 			return err
@@ -187,7 +210,19 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 	return t.classify("push to", err)
 }
 
-func (t *registryTarget) tagArch(context.Context, *Plan) error { return nil }
+func (t *registryTarget) tagArch(context.Context, *Plan, map[string]bool) error { return nil }
+
+func (t *registryTarget) head(ctx context.Context, tag string) (string, error) {
+	desc, err := remote.Head(t.repo.Tag(tag), t.opts...)
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return "", nil
+		}
+		return "", t.classify("read "+tag+" from", err)
+	}
+	return desc.Digest.String(), nil
+}
 
 func (t *registryTarget) get(ctx context.Context, tag string) (Existing, error) {
 	desc, err := remote.Get(t.repo.Tag(tag), t.opts...)
@@ -256,6 +291,7 @@ type countingTransport struct {
 	base      http.RoundTripper
 	allowHTTP bool
 	host      string
+	logf      func(format string, args ...any)
 	blobs     atomic.Int64
 	bytes     atomic.Int64
 	done      atomic.Int64 // bytes of finished uploads and of blobs the registry had
@@ -268,6 +304,44 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if req.URL.Scheme == "http" && !c.allowHTTP {
 		return nil, fmt.Errorf("refusing plain HTTP to %s (only loopback registries, or insecure = true): %w", req.URL.Host, ErrUnreachable)
 	}
+	resp, err := c.roundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		// go-containerregistry retries a 429 on its own schedule and
+		// ignores Retry-After (Docker Hub and GHCR send it with their
+		// rate limits): wait that long first, so its retry comes after.
+		if wait := retryAfter(resp.Header.Get("Retry-After"), time.Now()); wait > 0 {
+			if c.logf != nil {
+				c.logf("%s: rate limited (429); waiting %s as Retry-After asks", c.host, wait)
+			}
+			if err := sleep(req.Context(), wait); err != nil {
+				resp.Body.Close()
+				return nil, err
+			}
+		}
+	}
+	return resp, err
+}
+
+// maxRetryAfter bounds one wait for a registry's Retry-After.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter reads a Retry-After header (seconds, or an HTTP date),
+// at most maxRetryAfter; 0 when absent or unreadable.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(h); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if at, err := http.ParseTime(h); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+func (c *countingTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	if !isBlobUpload(req) {
 		resp, err := c.base.RoundTrip(req)
 		if err == nil && req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/blobs/") && resp.ContentLength > 0 {
