@@ -118,7 +118,8 @@ func StartRegistryProxy(t testing.TB, backendHost string, b RegistryBehaviour) *
 	return p
 }
 
-// Set replaces the behaviour (stale windows already open stay open).
+// Set replaces the behaviour; without StaleFor every tag is served fresh
+// again (the registry caught up).
 func (p *RegistryProxy) Set(b RegistryBehaviour) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -256,7 +257,7 @@ func (p *RegistryProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodGet, http.MethodHead:
 			p.mu.Lock()
 			st := p.stale[key]
-			if st != nil && now.After(st.until) {
+			if st != nil && (now.After(st.until) || b.StaleFor == 0) {
 				delete(p.stale, key)
 				st = nil
 			}
