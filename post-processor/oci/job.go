@@ -69,6 +69,8 @@ func (c *Config) job(a *artifact.Artifact) (*job, error) {
 		ArchTags:        c.archTags(),
 		CombinedTag:     c.CombinedTag,
 		PlatformVariant: c.PlatformVariant,
+		CombinedFirst:   c.CombinedFirst,
+		IndexMode:       c.IndexMode,
 		Compression:     c.Compression,
 		WorkDir:         c.WorkDir,
 		Force:           c.Force,
