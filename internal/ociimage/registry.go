@@ -180,7 +180,9 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan, skip map[s
 	}
 	// Progress comes from the transport (file offsets of uploads under way),
 	// not remote.WithProgress: its counting reader would hide the file from
-	// net/http, which then copies through user space instead of sendfile.
+	// net/http, which then, over plain HTTP, copies through user space
+	// instead of sendfile (over TLS the bytes are copied to be encrypted
+	// either way).
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	if t.d.Progress != nil {
@@ -284,9 +286,9 @@ func (c configLayer) Compressed() (io.ReadCloser, error) {
 }
 
 // countingTransport refuses plain HTTP unless allowed, counts blob uploads
-// and their bytes, and tracks the progress of uploads under way. A file
-// body goes to net/http untouched (so it is sent with sendfile); its
-// progress is its file offset.
+// and their bytes, tracks the progress of uploads under way, and waits out
+// a 429's Retry-After. A file body goes to net/http untouched (so plain
+// HTTP sends it with sendfile); its progress is its file offset.
 type countingTransport struct {
 	base      http.RoundTripper
 	allowHTTP bool
