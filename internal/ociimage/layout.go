@@ -37,6 +37,7 @@ func newLayoutTarget(d Destination) (*layoutTarget, error) {
 }
 
 func (t *layoutTarget) describe() string            { return t.dir }
+func (t *layoutTarget) layerLimit() (int64, string) { return 0, "" }
 func (t *layoutTarget) lockKey() string             { return "layout:" + t.dir }
 func (t *layoutTarget) ref(s string) string         { return t.dir + s }
 func (t *layoutTarget) stats() (int, int64, string) { return t.blobs, t.bytes, "" }

@@ -83,6 +83,7 @@ var (
 	ErrBadCompressor = errors.New("unknown compression")
 	ErrTagConflict   = errors.New("tag holds another build's manifest")
 	ErrImmutableTag  = errors.New("registry refuses to overwrite the tag (immutable tags)")
+	ErrTooLarge      = errors.New("layer larger than the registry accepts")
 )
 
 // OCIArch returns the OCI spelling (amd64, arm64) of an architecture given

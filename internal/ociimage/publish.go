@@ -99,6 +99,9 @@ type Result struct {
 // target is what Publish needs from a destination.
 type target interface {
 	describe() string
+	// layerLimit is the registry's documented largest layer (0: none
+	// known) and the registry's name.
+	layerLimit() (int64, string)
 	ref(tagOrDigest string) string
 	lockKey() string
 	// writeManifests sends the blobs, the manifests and the arch tags not
@@ -152,6 +155,9 @@ type firstRead struct {
 
 func publish(ctx context.Context, p *Plan, t target, d Destination) (*Result, error) {
 	res := &Result{Destination: t.describe()}
+	if err := checkLayerSizes(p, t); err != nil {
+		return nil, err
+	}
 	// Before anything is written: every index tag must hold nothing, an
 	// index this build may merge into, or (with force) anything; every
 	// arch tag nothing, this build's manifest, or an earlier manifest of
@@ -209,6 +215,24 @@ func publish(ctx context.Context, p *Plan, t target, d Destination) (*Result, er
 	}
 	res.BlobsSent, res.BytesSent, res.Credentials = t.stats()
 	return res, nil
+}
+
+// checkLayerSizes refuses, before any request, a layer the registry is
+// known to refuse: better now than after minutes of upload and five retries.
+func checkLayerSizes(p *Plan, t target) error {
+	limit, registry := t.layerLimit()
+	if limit <= 0 {
+		return nil
+	}
+	for _, m := range p.Manifests {
+		for _, l := range m.Layers {
+			if l.Size > limit {
+				return fmt.Errorf("%s layer %s (%s) has %d bytes; %s refuses layers over %d bytes: %w (compress it with compression = \"zstd\" or \"gzip\", which ironcore-image cannot read, build a smaller disk, or push to another registry)",
+					m.Arch+"/"+m.BootMode, l.Role, l.Source, l.Size, registry, limit, ErrTooLarge)
+			}
+		}
+	}
+	return nil
 }
 
 func preflight(ctx context.Context, p *Plan, t target) (map[string]firstRead, map[string]bool, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/osimage/packer-plugin-osimage/internal/artifact"
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
 )
 
@@ -314,4 +317,34 @@ func TestAnIdenticalReRunWritesNoTag(t *testing.T) {
 	if n, refused := proxy.Count("PUT manifest"), proxy.Refused(); n != 0 || refused != 0 {
 		t.Fatalf("identical re-run: %d manifest PUTs, %d refused", n, refused)
 	}
+}
+
+// GHCR refuses layers over 10 GB: a bigger raw disk is refused before any
+// request, saying what to do.
+func TestALayerOverGHCRsLimitIsRefusedBeforeAnyRequest(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "big.raw")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(10_000_000_001); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	e := Entry{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{{Path: p, Role: artifact.RoleDisk, Format: "raw", Size: 10_000_000_001, SHA256: strings.Repeat("ab", 32)}}}
+	plan := mustPlan(t, []Entry{e}, testOptions())
+	_, err = Publish(context.Background(), plan, Destination{Repository: "ghcr.io/example/os", LockDir: t.TempDir(),
+		Transport: refuseAll{t}, Keychain: authn.NewMultiKeychain()})
+	if err == nil || !strings.Contains(err.Error(), "ghcr.io refuses layers over 10000000000 bytes") || !strings.Contains(err.Error(), "compression") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// refuseAll is a transport that fails the test on any request.
+type refuseAll struct{ t *testing.T }
+
+func (r refuseAll) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.t.Errorf("request sent: %s %s", req.Method, req.URL)
+	return nil, errors.New("no requests in this test")
 }

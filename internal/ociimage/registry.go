@@ -110,6 +110,15 @@ func newRegistryTarget(ctx context.Context, d Destination) (*registryTarget, err
 }
 
 func (t *registryTarget) describe() string { return t.repo.Name() }
+
+// layerLimits are the documented per-layer limits of registries: GHCR
+// refuses layers over 10 GB ("About the Container registry", GitHub docs).
+var layerLimits = map[string]int64{"ghcr.io": 10_000_000_000}
+
+func (t *registryTarget) layerLimit() (int64, string) {
+	h := t.repo.RegistryStr()
+	return layerLimits[h], h
+}
 func (t *registryTarget) lockKey() string  { return "registry:" + t.repo.Name() }
 func (t *registryTarget) ref(s string) string {
 	return t.repo.Name() + s
