@@ -119,7 +119,8 @@ func (t *registryTarget) layerLimit() (int64, string) {
 	h := t.repo.RegistryStr()
 	return layerLimits[h], h
 }
-func (t *registryTarget) lockKey() string  { return "registry:" + t.repo.Name() }
+
+func (t *registryTarget) lockKey() string { return "registry:" + t.repo.Name() }
 func (t *registryTarget) ref(s string) string {
 	return t.repo.Name() + s
 }
