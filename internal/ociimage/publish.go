@@ -32,6 +32,10 @@ type Destination struct {
 	Keychain authn.Keychain
 	// Jobs is the number of blobs uploaded at once; default 4.
 	Jobs int
+	// ChunkSize, when positive, sends layers larger than it in chunks of
+	// this many bytes, each failed chunk resumed from what the registry
+	// received (see chunked.go); default 0: each blob in one request.
+	ChunkSize int64
 	// Backoff of go-containerregistry's retries; default 5 tries from 1s, x2.
 	Backoff *remote.Backoff
 	// Transport is the base HTTP transport; default remote.DefaultTransport.
@@ -88,8 +92,9 @@ type Result struct {
 	// TagsWritten are the tags this publish wrote (arch and index tags);
 	// a tag that already held what it would write is not written.
 	TagsWritten []string
-	// BlobsSent and BytesSent count blob uploads that carried bytes (retries
-	// included); blobs the registry already had are not sent.
+	// BlobsSent and BytesSent count blob upload requests that carried bytes
+	// (retries and chunks included); blobs the registry already had are not
+	// sent.
 	BlobsSent int
 	BytesSent int64
 	// Credentials says which credential source was used.

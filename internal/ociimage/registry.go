@@ -30,6 +30,7 @@ var DefaultBackoff = remote.Backoff{Duration: 1e9, Factor: 2, Jitter: 0.1, Steps
 
 type registryTarget struct {
 	repo    name.Repository
+	auth    authn.Authenticator
 	opts    []remote.Option
 	creds   string
 	counter *countingTransport
@@ -85,6 +86,7 @@ func newRegistryTarget(ctx context.Context, d Destination) (*registryTarget, err
 			t.creds = fmt.Sprintf("the credentials for %s from the Docker/Podman config files ($DOCKER_CONFIG/config.json, ~/.docker/config.json, $REGISTRY_AUTH_FILE, containers/auth.json)", repo.RegistryStr())
 		}
 	}
+	t.auth = auth
 	base := d.Transport
 	if base == nil {
 		base = remote.DefaultTransport.(*http.Transport).Clone()
@@ -212,7 +214,10 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan, skip map[s
 			}
 		}()
 	}
-	err := remote.MultiWrite(todo, t.opts...)
+	err := t.uploadChunked(ctx, p)
+	if err == nil {
+		err = remote.MultiWrite(todo, t.opts...)
+	}
 	close(stop)
 	wg.Wait()
 	if err == nil && t.d.Progress != nil {

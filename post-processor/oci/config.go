@@ -105,6 +105,13 @@ type Config struct {
 	Password string `mapstructure:"password"`
 	// Blobs uploaded at once. Defaults to 4.
 	Jobs int `mapstructure:"jobs"`
+	// Send layers larger than this many MiB in chunks of this size (PATCH
+	// with Content-Range), resuming a failed chunk from what the registry
+	// received instead of sending the whole layer again; no request then
+	// runs longer than one chunk takes (GHCR cuts requests at 10 minutes).
+	// Defaults to 0: each layer in one request (sent with sendfile over
+	// plain HTTP), a failed upload retried whole.
+	UploadChunkMiB int `mapstructure:"upload_chunk_mib"`
 	// Replace what a tag holds when it is not an index, is corrupt, or holds
 	// an entry for the same platform that this post-processor did not write.
 	// Entries of other builds are always kept (a replaced index gets them
@@ -145,6 +152,9 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	if c.Password != "" && c.Username == "" {
 		add(fmt.Errorf("password is set without username"))
+	}
+	if c.UploadChunkMiB < 0 {
+		add(fmt.Errorf("upload_chunk_mib = %d: want a positive number of MiB, or 0 for one request per layer", c.UploadChunkMiB))
 	}
 	if c.Jobs < 0 {
 		add(fmt.Errorf("jobs = %d: want a positive number (default 4)", c.Jobs))

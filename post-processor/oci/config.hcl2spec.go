@@ -39,6 +39,7 @@ type FlatConfig struct {
 	Username            *string           `mapstructure:"username" cty:"username" hcl:"username"`
 	Password            *string           `mapstructure:"password" cty:"password" hcl:"password"`
 	Jobs                *int              `mapstructure:"jobs" cty:"jobs" hcl:"jobs"`
+	UploadChunkMiB      *int              `mapstructure:"upload_chunk_mib" cty:"upload_chunk_mib" hcl:"upload_chunk_mib"`
 	Force               *bool             `mapstructure:"force" cty:"force" hcl:"force"`
 }
 
@@ -83,6 +84,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"username":                   &hcldec.AttrSpec{Name: "username", Type: cty.String, Required: false},
 		"password":                   &hcldec.AttrSpec{Name: "password", Type: cty.String, Required: false},
 		"jobs":                       &hcldec.AttrSpec{Name: "jobs", Type: cty.Number, Required: false},
+		"upload_chunk_mib":           &hcldec.AttrSpec{Name: "upload_chunk_mib", Type: cty.Number, Required: false},
 		"force":                      &hcldec.AttrSpec{Name: "force", Type: cty.Bool, Required: false},
 	}
 	return s

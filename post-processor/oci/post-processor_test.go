@@ -239,6 +239,7 @@ func TestConfigRejectsBadSettingsNamingThem(t *testing.T) {
 		"extra tag":            {map[string]interface{}{"extra_tags": []string{"ok", "bad tag"}}, `extra_tags[1] "bad tag" renders to "bad tag"`},
 		"combined tag":         {map[string]interface{}{"combined_tag": "{{"}, "combined_tag"},
 		"variant w/o combined": {map[string]interface{}{"platform_variant": true}, "platform_variant applies to the combined index"},
+		"chunk":                {map[string]interface{}{"upload_chunk_mib": -1}, "upload_chunk_mib = -1"},
 		"index mode":           {map[string]interface{}{"index_mode": "later"}, `index_mode = "later": want "merge", "none" or "only"`},
 		"only w/o arch tags":   {map[string]interface{}{"index_mode": "only", "arch_tags": false}, "arch_tags must be true"},
 		"combined first":       {map[string]interface{}{"combined_first": "metal"}, `combined_first = "metal": want "baremetal" or "virtualization"`},

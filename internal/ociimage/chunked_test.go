@@ -1,0 +1,76 @@
+package ociimage
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
+)
+
+// chunkProxy forwards to a registry, records the largest PATCH, and cuts
+// the second PATCH after half its bytes (a connection dropped mid-chunk).
+type chunkProxy struct {
+	rp       *httputil.ReverseProxy
+	mu       sync.Mutex
+	patches  int
+	maxPatch int64
+	statuses int // GETs of an upload (resume)
+}
+
+func (c *chunkProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.URL.Path, "/blobs/uploads/") {
+		c.mu.Lock()
+		switch r.Method {
+		case http.MethodPatch:
+			c.patches++
+			c.maxPatch = max(c.maxPatch, r.ContentLength)
+			if c.patches == 2 {
+				c.mu.Unlock()
+				io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+					conn.Close()
+				}
+				return
+			}
+		case http.MethodGet:
+			c.statuses++
+		}
+		c.mu.Unlock()
+	}
+	c.rp.ServeHTTP(w, r)
+}
+
+// Layers over the chunk size go in chunks; a chunk cut off mid-way is
+// resumed from what the registry holds, not sent again from the start of
+// the blob, and the registry ends with the file's bytes.
+func TestLargeLayersGoInChunksAndAFailedChunkResumes(t *testing.T) {
+	reg := testsvc.StartRegistry(t)
+	u, _ := url.Parse("http://" + reg.Host)
+	cp := &chunkProxy{rp: httputil.NewSingleHostReverseProxy(u)}
+	srv := httptest.NewServer(cp)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	fx := makeEntries(t, 2<<20)
+	p := mustPlan(t, fx.entries[:1], testOptions()) // one 2 MiB raw disk
+	const chunk = 256 << 10
+	res := mustPublish(t, p, Destination{Repository: host + "/os/chunked", LockDir: t.TempDir(), Settle: time.Millisecond, ChunkSize: chunk, Backoff: &fastBackoff})
+	if cp.maxPatch > chunk || cp.patches < 2<<20/chunk {
+		t.Fatalf("%d PATCHes, the largest %d bytes; want chunks of at most %d", cp.patches, cp.maxPatch, chunk)
+	}
+	if cp.statuses == 0 {
+		t.Fatal("the cut chunk was not resumed from the upload's status")
+	}
+	// The whole blob went once, plus at most the cut chunk again (and the
+	// small config blob).
+	if limit := int64(2<<20) + chunk + 1024; res.BytesSent > limit {
+		t.Fatalf("sent %d bytes for a 2 MiB blob", res.BytesSent)
+	}
+	checkImage(t, reg.Host+"/os/chunked@"+p.Manifests[0].Digest.String(), p.Manifests[0])
+}
