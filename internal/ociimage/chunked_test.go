@@ -51,6 +51,7 @@ func (c *chunkProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // resumed from what the registry holds, not sent again from the start of
 // the blob, and the registry ends with the file's bytes.
 func TestLargeLayersGoInChunksAndAFailedChunkResumes(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	u, _ := url.Parse("http://" + reg.Host)
 	cp := &chunkProxy{rp: httputil.NewSingleHostReverseProxy(u)}

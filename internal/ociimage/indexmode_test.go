@@ -14,6 +14,7 @@ import (
 // one last run writes every index once from them (IndexOnly); a changed
 // manifest at an existing tag is refused with an error that says what to do.
 func TestImmutableRepositoriesTakePerBuildTagsAndOneFinalIndex(t *testing.T) {
+	t.Parallel()
 	reg, proxy := proxied(t, testsvc.RegistryBehaviour{Immutable: true})
 	fx := makeEntries(t, 8<<10)
 	repo := proxy.Host + "/os/locked"
@@ -60,6 +61,7 @@ func TestImmutableRepositoriesTakePerBuildTagsAndOneFinalIndex(t *testing.T) {
 // lack an entry, which stays in its build's arch tag; the next merge (here
 // the final index-only run) adds it.
 func TestAcrossMachinesTheNextMergeAddsWhatAStaleReadDelayed(t *testing.T) {
+	t.Parallel()
 	reg, proxy := proxied(t, testsvc.RegistryBehaviour{StaleFor: time.Hour})
 	fx := makeEntries(t, 8<<10)
 	repo := proxy.Host + "/os/machines"

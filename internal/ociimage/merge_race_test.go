@@ -48,6 +48,7 @@ func keysOf(im *v1.IndexManifest) []string {
 // Each goroutine is one Packer build: one variant, its own plan and publish,
 // all into the same tags, serialised by the file lock.
 func TestParallelBuildsMergingIntoOneTagAllEndPresent(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 256<<10)
 	repo := reg.Host + "/os/parallel"
@@ -89,6 +90,7 @@ func TestParallelBuildsMergingIntoOneTagAllEndPresent(t *testing.T) {
 // Processes, as `packer build -parallel-builds` runs one plugin process per
 // build: the test binary runs itself once per entry.
 func TestParallelProcessesMergingIntoOneTagAllEndPresent(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 256<<10)
 	repo := reg.Host + "/os/procs"
@@ -135,6 +137,7 @@ func TestHelperProcessPublishes(t *testing.T) {
 // Runners on different machines share no lock: the read-back must notice
 // that another writer replaced the index after our write, and merge again.
 func TestALostRaceIsDetectedByTheReadBackAndMergedAgain(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"layout", "registry"} {
 		t.Run(kind, func(t *testing.T) {
 			fx := makeEntries(t, 8<<10)

@@ -68,6 +68,7 @@ func sameKeys(got, want string) bool {
 // gives, end with all four entries; then, in-process, builds of another
 // version in several forced orders.
 func TestNoEntryIsLostWhenTheRegistryServesStaleTags(t *testing.T) {
+	t.Parallel()
 	reg, proxy := proxied(t, testsvc.RegistryBehaviour{StaleFor: time.Hour})
 	fx := makeEntries(t, 64<<10)
 	repo := proxy.Host + "/os/stale"
@@ -142,6 +143,7 @@ func TestHelperProcessPublishesToARealRegistry(t *testing.T) {
 // index: the next build merges into it, and force (packer build -force)
 // keeps the other builds' entries.
 func TestAnIndexServedWithContentTypeParametersIsMergedIntoEvenWithForce(t *testing.T) {
+	t.Parallel()
 	reg, proxy := proxied(t, testsvc.RegistryBehaviour{ContentTypeParams: "; charset=utf-8"})
 	fx := makeEntries(t, 8<<10)
 	repo := proxy.Host + "/os/params"
@@ -162,6 +164,7 @@ func TestAnIndexServedWithContentTypeParametersIsMergedIntoEvenWithForce(t *test
 // does not exist yet, even with valid credentials: the first push there
 // works; a wrong password still fails, naming its source, not the secret.
 func TestTheFirstPushToANewRepositoryWorksWhereReadsAreRefused(t *testing.T) {
+	t.Parallel()
 	for _, status := range []int{401, 403} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			reg, proxy := proxied(t, testsvc.RegistryBehaviour{NewRepoStatus: status, Username: "builder", Password: "right-secret"})
@@ -187,6 +190,7 @@ func TestTheFirstPushToANewRepositoryWorksWhereReadsAreRefused(t *testing.T) {
 // Builds whose tag template lacks the boot mode share arch tags: the second
 // one is refused before it writes, naming both manifests.
 func TestAnArchTagOfAnotherBootModeIsAConflictNotAnOverwrite(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 8<<10)
 	repo := reg.Host + "/os/clash"
@@ -210,6 +214,7 @@ func TestAnArchTagOfAnotherBootModeIsAConflictNotAnOverwrite(t *testing.T) {
 // Registries that rate-limit answer 429 with Retry-After: nothing is asked
 // again before that time, and the publish then goes through.
 func TestA429IsRetriedNoSoonerThanRetryAfterSays(t *testing.T) {
+	t.Parallel()
 	reg, proxy := proxied(t, testsvc.RegistryBehaviour{Throttle: testsvc.Throttle{Requests: 2, RetryAfter: time.Second}})
 	fx := makeEntries(t, 8<<10)
 	d := Destination{Repository: proxy.Host + "/os/limited", LockDir: t.TempDir(), Settle: time.Millisecond, Backoff: &fastBackoff}
@@ -226,6 +231,7 @@ func TestA429IsRetriedNoSoonerThanRetryAfterSays(t *testing.T) {
 // Each manifest GET is a pull on Docker Hub: a build reads each index tag
 // once; the merge checks for changes with HEAD.
 func TestABuildGetsEachIndexTagOnce(t *testing.T) {
+	t.Parallel()
 	_, proxy := proxied(t, testsvc.RegistryBehaviour{})
 	fx := makeEntries(t, 8<<10)
 	d := Destination{Repository: proxy.Host + "/os/gets", LockDir: t.TempDir(), Settle: time.Millisecond}
@@ -303,6 +309,7 @@ func indexlessGet(t *testing.T, ref string) string {
 // ECR (IMMUTABLE), Harbor rules and ACR locks refuse to overwrite a tag:
 // a re-run of identical content writes no tag at all.
 func TestAnIdenticalReRunWritesNoTag(t *testing.T) {
+	t.Parallel()
 	_, proxy := proxied(t, testsvc.RegistryBehaviour{Immutable: true})
 	fx := makeEntries(t, 8<<10)
 	d := Destination{Repository: proxy.Host + "/os/immutable", LockDir: t.TempDir(), Settle: time.Millisecond}

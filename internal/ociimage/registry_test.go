@@ -134,6 +134,7 @@ func checkImage(t testing.TB, ref string, m *Manifest, opts ...remote.Option) {
 }
 
 func TestPublishedIndexesAreReadByIroncoreImageCraneAndSkopeo(t *testing.T) {
+	t.Parallel()
 	ironcore := ociTool(t, "ironcore-image")
 	resolve := ociTool(t, "ironcore-resolve")
 	crane := ociTool(t, "crane")
@@ -266,6 +267,7 @@ type layerOut struct {
 }
 
 func TestPlatformVariantSelectsTheBootModeInTheCombinedIndex(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 64<<10)
 	o := testOptions()
@@ -350,6 +352,7 @@ func (f *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestPushSurvivesServerErrorsAndDroppedConnectionsMidUpload(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	proxy, host := startProxy(t, reg.Host)
 	proxy.faults = true
@@ -433,6 +436,7 @@ func TestAnUnreachableRegistryIsReportedAsSuch(t *testing.T) {
 }
 
 func TestATagHoldingAnImageIsReplacedOnlyWithForce(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 8<<10)
 	p := mustPlan(t, fx.entries[:1], testOptions())
