@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/osimage/packer-plugin-osimage/internal/testsvc"
 )
 
@@ -106,5 +109,29 @@ func TestCombinedFirstPutsTheAskedBootModeFirst(t *testing.T) {
 	o.IndexMode, o.ArchTags = IndexOnly, false
 	if _, err := NewPlan(nil, o); err == nil || !strings.Contains(err.Error(), "turn arch tags on") {
 		t.Fatalf("index-only without arch tags: %v", err)
+	}
+}
+
+// The machine's record must not bring back a manifest someone deleted: a
+// registry refuses an index naming a manifest it does not have, and every
+// later build would fail.
+func TestARecordedEntryWhoseManifestWasDeletedIsDropped(t *testing.T) {
+	reg, proxy := proxied(t, testsvc.RegistryBehaviour{StaleFor: time.Hour})
+	fx := makeEntries(t, 8<<10)
+	repo := proxy.Host + "/os/deleted"
+	d := Destination{Repository: repo, LockDir: t.TempDir(), Settle: time.Millisecond}
+	o := realOptions()
+	first := mustPlan(t, fx.entries[0:1], o) // amd64 virtualization
+	mustPublish(t, first, d)
+	gone, err := name.NewDigest(reg.Host + "/os/deleted@" + first.Manifests[0].Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, mustPlan(t, fx.entries[2:3], o), d) // arm64 virtualization
+	if got := entryKeys(t, reg.Host+"/os/deleted:13.1-virtualization"); got != "virtualization/arm64" {
+		t.Fatalf("index holds %s", got)
 	}
 }

@@ -270,6 +270,14 @@ func (t *layoutTarget) head(ctx context.Context, tag string) (string, error) {
 	return "", nil
 }
 
+func (t *layoutTarget) hasManifest(ctx context.Context, h v1.Hash) (bool, error) {
+	_, err := os.Stat(filepath.Join(t.dir, "blobs", h.Algorithm, h.Hex))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (t *layoutTarget) putIndex(ctx context.Context, tag string, raw []byte) error {
 	if err := t.writeSmall(raw); err != nil {
 		return err

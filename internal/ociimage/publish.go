@@ -116,6 +116,8 @@ type target interface {
 	get(ctx context.Context, tag string) (Existing, error)
 	// head returns the digest a tag holds ("" for nothing).
 	head(ctx context.Context, tag string) (string, error)
+	// hasManifest tells whether a manifest is there by digest.
+	hasManifest(ctx context.Context, digest v1.Hash) (bool, error)
 	putIndex(ctx context.Context, tag string, raw []byte) error
 	stats() (blobs int, bytes int64, creds string)
 }
@@ -365,7 +367,11 @@ func mergeIndex(ctx context.Context, p *Plan, t target, it IndexTag, fr firstRea
 			old = nil
 		}
 		if recorded, stale := rec.entries(it.Tag, cur.digest()); recorded != nil {
-			old = withEntries(old, recorded.Manifests, stale)
+			kept, err := stillThere(ctx, t, old, recorded.Manifests)
+			if err != nil {
+				return IndexResult{}, err
+			}
+			old = withEntries(old, kept, stale)
 		}
 		old, err = heal(ctx, t, it, old, add)
 		if err != nil {
@@ -415,6 +421,31 @@ func mergeIndex(ctx context.Context, p *Plan, t target, it IndexTag, fr firstRea
 		}
 		reread = true
 	}
+}
+
+// stillThere keeps the recorded entries whose manifests the destination
+// still has: one deleted since this machine recorded it must not come back
+// (a registry refuses an index naming a manifest it lacks). Entries the
+// index already holds cost no request.
+func stillThere(ctx context.Context, t target, idx *v1.IndexManifest, recorded []v1.Descriptor) ([]v1.Descriptor, error) {
+	in := map[v1.Hash]bool{}
+	for _, d := range manifestsOf(idx) {
+		in[d.Digest] = true
+	}
+	var out []v1.Descriptor
+	for _, d := range recorded {
+		if !in[d.Digest] {
+			ok, err := t.hasManifest(ctx, d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // heal adds the entries of the other builds' arch tags (it.Sources) that

@@ -253,6 +253,15 @@ func (t *registryTarget) get(ctx context.Context, tag string) (Existing, error) 
 	return Existing{Found: true, MediaType: string(desc.MediaType), Raw: desc.Manifest}, nil
 }
 
+func (t *registryTarget) hasManifest(ctx context.Context, h v1.Hash) (bool, error) {
+	_, err := remote.Head(t.repo.Digest(h.String()), t.opts...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, t.classify("read "+h.String()+" from", err)
+}
+
 func (t *registryTarget) putIndex(ctx context.Context, tag string, raw []byte) error {
 	err := remote.Put(t.repo.Tag(tag), rawManifest{raw: raw, mt: types.OCIImageIndex}, t.opts...)
 	return t.classify("write index "+tag+" to", err)
