@@ -311,3 +311,77 @@ func TestTheOCIExampleWritesALayoutReadByTheLayoutPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Each build pushes its manifest and arch tags only (index_mode = "none"),
+// then one run writes the indexes from them (index_mode = "only"): the flow
+// for repositories with immutable tags, against a stand-in that refuses
+// every tag overwrite as ECR does.
+const ociImmutableTemplate = acc.RequiredPlugins + `
+variable "out" { type = string }
+variable "repo" { type = string }
+variable "mode" { type = string }
+
+locals {
+  variants = {
+    for arch in ["x86_64", "aarch64"] : "imm-${arch}" => {
+      key = "imm-${arch}", image = "imm", arch = arch, platform = "virtualization", distro_version = "1.0"
+    }
+  }
+}
+
+source "file" "disk" {
+  content = "a raw disk image"
+}
+
+build {
+  dynamic "source" {
+    for_each = local.variants
+    labels   = ["file.disk"]
+    content {
+      name   = source.key
+      target = "${var.out}/${source.key}.raw"
+    }
+  }
+  post-processor "osimage-oci" {
+    repository   = var.repo
+    variant      = jsonencode(local.variants[source.name])
+    index_mode   = var.mode
+    combined_tag = "{{ .Version }}"
+  }
+}
+`
+
+func TestImmutableRepositoriesTakePerBuildTagsThenOneIndexRun(t *testing.T) {
+	t.Parallel()
+	env := acc.Setup(t)
+	reg := testsvc.StartRegistry(t)
+	proxy := testsvc.StartRegistryProxy(t, reg.Host, testsvc.RegistryBehaviour{Immutable: true})
+	dir := t.TempDir()
+	acc.WriteTemplate(t, dir, "imm.pkr.hcl", ociImmutableTemplate)
+	vars := []string{"-var", "out=" + filepath.Join(dir, "out"), "-var", "repo=" + proxy.Host + "/os/imm"}
+	envs := []string{"SOURCE_DATE_EPOCH=1764460800", "TMPDIR=" + t.TempDir()}
+	r := env.MustRun(t, dir, envs, append(append([]string{"build", "-parallel-builds=2", "-var", "mode=none"}, vars...), ".")...)
+	ref, _ := name.ParseReference(reg.Host + "/os/imm:1.0-kvm")
+	if _, err := remote.Head(ref); err == nil {
+		t.Fatalf("index_mode none wrote the index tag:\n%s", r.Output())
+	}
+	r = env.MustRun(t, dir, envs, append(append([]string{"build", "-only=file.imm-x86_64", "-var", "mode=only"}, vars...), ".")...)
+	for tag, want := range map[string]string{"1.0-kvm": "virtualization/amd64 virtualization/arm64", "1.0": "virtualization/amd64 virtualization/arm64"} {
+		ref, _ := name.ParseReference(reg.Host + "/os/imm:" + tag)
+		idx, err := remote.Index(ref)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tag, err, r.Output())
+		}
+		im, _ := idx.IndexManifest()
+		var got []string
+		for _, m := range im.Manifests {
+			got = append(got, m.Annotations[ociimage.AnnotationBootMode]+"/"+m.Platform.Architecture)
+		}
+		if strings.Join(got, " ") != want {
+			t.Fatalf("%s holds %v, want %s\n%s", tag, got, want, r.Output())
+		}
+	}
+	if !strings.Contains(r.Output(), "Wrote tags 1.0, 1.0-kvm") || proxy.Refused() != 0 {
+		t.Fatalf("%d overwrites refused:\n%s", proxy.Refused(), r.Output())
+	}
+}
