@@ -49,7 +49,11 @@ func (t *registryTarget) uploadChunked(ctx context.Context, p *Plan) error {
 	if err != nil {
 		return err
 	}
-	c := &chunkClient{ctx: ctx, http: &http.Client{Transport: rt}, chunk: t.d.ChunkSize, logf: t.d.Logf,
+	wait := DefaultBackoff.Duration
+	if t.d.Backoff != nil {
+		wait = t.d.Backoff.Duration
+	}
+	c := &chunkClient{ctx: ctx, http: &http.Client{Transport: rt}, chunk: t.d.ChunkSize, logf: t.d.Logf, wait: wait,
 		base: t.repo.Registry.Scheme() + "://" + t.repo.RegistryStr() + "/v2/" + t.repo.RepositoryStr() + "/blobs/"}
 	for _, l := range big {
 		if err := c.upload(l); err != nil {
@@ -64,6 +68,7 @@ type chunkClient struct {
 	http  *http.Client
 	base  string // .../v2/<name>/blobs/
 	chunk int64
+	wait  time.Duration // before the n-th retry of a chunk: n x wait
 	logf  func(string, ...any)
 }
 
@@ -120,7 +125,7 @@ func (c *chunkClient) upload(l Layer) error {
 			if attempt >= chunkAttempts {
 				return fmt.Errorf("blob %s: bytes %d-%d after %d attempts: %w", l.Digest, off, end-1, attempt, perr)
 			}
-			if err := sleep(c.ctx, time.Duration(attempt)*250*time.Millisecond); err != nil {
+			if err := sleep(c.ctx, time.Duration(attempt)*c.wait); err != nil {
 				return err
 			}
 			// Resume from what the registry holds.

@@ -1,6 +1,7 @@
 package ociimage
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,14 @@ type chunkProxy struct {
 	patches  int
 	maxPatch int64
 	statuses int // GETs of an upload (resume)
+	cutAll   bool
+}
+
+// counts returns the PATCHes, the largest and the status reads so far.
+func (c *chunkProxy) counts() (patches int, maxPatch int64, statuses int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.patches, c.maxPatch, c.statuses
 }
 
 func (c *chunkProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -31,7 +40,7 @@ func (c *chunkProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodPatch:
 			c.patches++
 			c.maxPatch = max(c.maxPatch, r.ContentLength)
-			if c.patches == 2 {
+			if c.patches == 2 || c.cutAll {
 				c.mu.Unlock()
 				io.CopyN(io.Discard, r.Body, r.ContentLength/2)
 				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
@@ -45,6 +54,27 @@ func (c *chunkProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 	}
 	c.rp.ServeHTTP(w, r)
+}
+
+// A chunk that fails every time ends the push after chunkAttempts tries,
+// each resumed, with an error naming the bytes.
+func TestAChunkThatAlwaysFailsEndsAfterItsAttempts(t *testing.T) {
+	t.Parallel()
+	reg := testsvc.StartRegistry(t)
+	u, _ := url.Parse("http://" + reg.Host)
+	cp := &chunkProxy{rp: httputil.NewSingleHostReverseProxy(u), cutAll: true}
+	srv := httptest.NewServer(cp)
+	t.Cleanup(srv.Close)
+	fx := makeEntries(t, 1<<20)
+	p := mustPlan(t, fx.entries[:1], testOptions())
+	_, err := Publish(context.Background(), p, Destination{Repository: strings.TrimPrefix(srv.URL, "http://") + "/os/cut", LockDir: t.TempDir(),
+		Settle: time.Millisecond, ChunkSize: 256 << 10, Backoff: &fastBackoff})
+	if err == nil || !strings.Contains(err.Error(), "bytes 0-262143 after 6 attempts") {
+		t.Fatalf("error %v", err)
+	}
+	if patches, _, statuses := cp.counts(); patches != chunkAttempts || statuses != chunkAttempts-1 {
+		t.Fatalf("%d PATCHes, %d status reads; want %d and %d", patches, statuses, chunkAttempts, chunkAttempts-1)
+	}
 }
 
 // Layers over the chunk size go in chunks; a chunk cut off mid-way is
@@ -64,11 +94,12 @@ func TestLargeLayersGoInChunksAndAFailedChunkResumes(t *testing.T) {
 	p := mustPlan(t, fx.entries[:2], testOptions())
 	const chunk = 256 << 10
 	res := mustPublish(t, p, Destination{Repository: host + "/os/chunked", LockDir: t.TempDir(), Settle: time.Millisecond, ChunkSize: chunk, Backoff: &fastBackoff})
-	if cp.maxPatch > chunk || cp.patches < 2<<20/chunk {
-		t.Fatalf("%d PATCHes, the largest %d bytes; want chunks of at most %d", cp.patches, cp.maxPatch, chunk)
+	patches, maxPatch, statuses := cp.counts()
+	if maxPatch > chunk || patches < 2<<20/chunk {
+		t.Fatalf("%d PATCHes, the largest %d bytes; want chunks of at most %d", patches, maxPatch, chunk)
 	}
-	if cp.statuses != 1 {
-		t.Fatalf("%d upload status reads; want one, to resume the cut chunk", cp.statuses)
+	if statuses != 1 {
+		t.Fatalf("%d upload status reads; want one, to resume the cut chunk", statuses)
 	}
 	// Every blob went once, plus at most the cut chunk again.
 	_, total := uniqueBlobs(p)
