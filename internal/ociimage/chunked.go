@@ -1,7 +1,9 @@
 package ociimage
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,24 +21,36 @@ import (
 // chunks"): POST opens an upload, each PATCH sends one chunk with
 // Content-Range, PUT ?digest= closes it. A chunk that fails (dropped
 // connection, 5xx, 416) is resumed from what the registry says it holds
-// (GET on the upload: Range 0-<last byte>), so a multi-GiB blob is never
-// sent again from its start, and no request runs longer than one chunk
-// takes (GHCR cuts requests at 10 minutes). go-containerregistry sends a
-// blob in one PATCH and retries it whole; layers over ChunkSize go this way
-// first, and its writer then finds them present.
+// (GET on the upload: Range 0-<last byte>), so no request runs longer than
+// one chunk takes (GHCR cuts requests at 10 minutes) and a failure costs at
+// most one chunk. go-containerregistry sends a blob in one PATCH and retries
+// it whole up to five times; the layers this file sends go first, and its
+// writer then finds them present.
+//
+// Which layers: with ChunkSize, those larger than it, in chunks of it.
+// Without, those larger than resumeOver (default 2 GiB) in one PATCH (the
+// file as the body: sendfile over plain HTTP, as go-containerregistry
+// sends it), resumed from what the registry kept; a registry that keeps
+// nothing of a cut request (distribution does not) gets the whole layer
+// again once, not more: then the error says to set a chunk size.
 
 // chunkAttempts is how often one chunk is tried (resuming each time).
 const chunkAttempts = 6
 
+// defaultResumeOver is the size above which a layer is never sent whole
+// more than twice.
+const defaultResumeOver = 2 << 30
+
 func (t *registryTarget) uploadChunked(ctx context.Context, p *Plan) error {
-	if t.d.ChunkSize <= 0 {
-		return nil
+	over := t.d.ChunkSize
+	if over <= 0 {
+		over = cmp.Or(t.d.resumeOver, defaultResumeOver)
 	}
 	var big []Layer
 	seen := map[v1.Hash]bool{}
 	for _, m := range p.Manifests {
 		for _, l := range m.Layers {
-			if l.Size > t.d.ChunkSize && !seen[l.Digest] {
+			if l.Size > over && !seen[l.Digest] {
 				seen[l.Digest] = true
 				big = append(big, l)
 			}
@@ -53,10 +67,14 @@ func (t *registryTarget) uploadChunked(ctx context.Context, p *Plan) error {
 	if t.d.Backoff != nil {
 		wait = t.d.Backoff.Duration
 	}
-	c := &chunkClient{ctx: ctx, http: &http.Client{Transport: rt}, chunk: t.d.ChunkSize, logf: t.d.Logf, wait: wait,
+	c := &chunkClient{ctx: ctx, http: &http.Client{Transport: rt}, logf: t.d.Logf, wait: wait,
 		base: t.repo.Registry.Scheme() + "://" + t.repo.RegistryStr() + "/v2/" + t.repo.RepositoryStr() + "/blobs/"}
 	for _, l := range big {
-		if err := c.upload(l); err != nil {
+		chunk := t.d.ChunkSize
+		if chunk <= 0 {
+			chunk = l.Size
+		}
+		if err := c.upload(l, chunk); err != nil {
 			return err
 		}
 	}
@@ -64,12 +82,11 @@ func (t *registryTarget) uploadChunked(ctx context.Context, p *Plan) error {
 }
 
 type chunkClient struct {
-	ctx   context.Context
-	http  *http.Client
-	base  string // .../v2/<name>/blobs/
-	chunk int64
-	wait  time.Duration // before the n-th retry of a chunk: n x wait
-	logf  func(string, ...any)
+	ctx  context.Context
+	http *http.Client
+	base string        // .../v2/<name>/blobs/
+	wait time.Duration // before the n-th retry of a chunk: n x wait
+	logf func(string, ...any)
 }
 
 func (c *chunkClient) do(method, u string, body io.Reader, n int64, hdr map[string]string) (*http.Response, error) {
@@ -85,7 +102,7 @@ func (c *chunkClient) do(method, u string, body io.Reader, n int64, hdr map[stri
 }
 
 // upload sends one layer in chunks unless the registry has it.
-func (c *chunkClient) upload(l Layer) error {
+func (c *chunkClient) upload(l Layer, chunk int64) error {
 	resp, err := c.do(http.MethodHead, c.base+l.Digest.String(), nil, 0, nil)
 	if err != nil {
 		return err
@@ -107,23 +124,19 @@ func (c *chunkClient) upload(l Layer) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(l.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	var off int64
+	lostWhole := 0 // whole-layer sends the registry kept nothing of
 	for off < l.Size {
-		end := min(off+c.chunk, l.Size)
+		end := min(off+chunk, l.Size)
 		var next string
 		var perr error
 		for attempt := 1; ; attempt++ {
-			next, perr = c.patch(f, loc, off, end)
+			next, perr = c.patch(l.Path, loc, off, end, l.Size)
 			if perr == nil {
 				break
 			}
 			if attempt >= chunkAttempts {
-				return fmt.Errorf("blob %s: bytes %d-%d after %d attempts: %w", l.Digest, off, end-1, attempt, perr)
+				return fmt.Errorf("blob %s: bytes %d-%d after %d attempts: %w", l.Digest, off, end-1, attempt, unwrapURL(perr))
 			}
 			if err := sleep(c.ctx, time.Duration(attempt)*c.wait); err != nil {
 				return err
@@ -133,11 +146,16 @@ func (c *chunkClient) upload(l Layer) error {
 			if err != nil {
 				continue
 			}
+			if got == 0 && end == l.Size {
+				if lostWhole++; lostWhole > 1 {
+					return fmt.Errorf("blob %s: the registry kept nothing of %d bytes sent whole, twice: %w (set a chunk size to send it in resumable chunks)", l.Digest, l.Size, unwrapURL(perr))
+				}
+			}
 			if c.logf != nil {
-				c.logf("blob %s: a chunk failed (%v); resuming at byte %d of %d", l.Digest, perr, got, l.Size)
+				c.logf("blob %s: a request failed (%v); resuming at byte %d of %d", l.Digest, unwrapURL(perr), got, l.Size)
 			}
 			loc, off = l2, got
-			end = min(off+c.chunk, l.Size)
+			end = min(off+chunk, l.Size)
 		}
 		loc, off = next, end
 	}
@@ -153,12 +171,37 @@ func (c *chunkClient) upload(l Layer) error {
 	return transport.CheckError(resp, http.StatusCreated)
 }
 
-// patch sends bytes [off, end) of f and returns the upload's next location.
-func (c *chunkClient) patch(f *os.File, loc string, off, end int64) (string, error) {
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
+// unwrapURL drops the request URL from a transport error: an upload's
+// location carries its state token.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// patch sends bytes [off, end) of the file and returns the upload's next
+// location. The file is opened for each request (net/http closes a body);
+// a request that runs to the end of the file has the file itself as its
+// body, which net/http sends with sendfile over plain HTTP.
+func (c *chunkClient) patch(path, loc string, off, end, size int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
 		return "", err
 	}
-	resp, err := c.do(http.MethodPatch, loc, io.NopCloser(io.LimitReader(f, end-off)), end-off, map[string]string{
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close()
+		return "", err
+	}
+	var body io.ReadCloser = f
+	if end < size {
+		body = struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(f, end-off), f}
+	}
+	resp, err := c.do(http.MethodPatch, loc, body, end-off, map[string]string{
 		"Content-Type":  "application/octet-stream",
 		"Content-Range": fmt.Sprintf("%d-%d", off, end-1),
 	})

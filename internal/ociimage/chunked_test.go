@@ -1,6 +1,7 @@
 package ociimage
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -24,6 +25,7 @@ type chunkProxy struct {
 	maxPatch int64
 	statuses int // GETs of an upload (resume)
 	cutAll   bool
+	cut      int // with cutAll false: the PATCH to cut (default the second)
 }
 
 // counts returns the PATCHes, the largest and the status reads so far.
@@ -40,7 +42,7 @@ func (c *chunkProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodPatch:
 			c.patches++
 			c.maxPatch = max(c.maxPatch, r.ContentLength)
-			if c.patches == 2 || c.cutAll {
+			if c.patches == cmp.Or(c.cut, 2) || c.cutAll {
 				c.mu.Unlock()
 				io.CopyN(io.Discard, r.Body, r.ContentLength/2)
 				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
@@ -69,7 +71,7 @@ func TestAChunkThatAlwaysFailsEndsAfterItsAttempts(t *testing.T) {
 	p := mustPlan(t, fx.entries[:1], testOptions())
 	_, err := Publish(context.Background(), p, Destination{Repository: strings.TrimPrefix(srv.URL, "http://") + "/os/cut", LockDir: t.TempDir(),
 		Settle: time.Millisecond, ChunkSize: 256 << 10, Backoff: &fastBackoff})
-	if err == nil || !strings.Contains(err.Error(), "bytes 0-262143 after 6 attempts") {
+	if err == nil || !strings.Contains(err.Error(), "bytes 0-262143 after 6 attempts") || strings.Contains(err.Error(), "_state=") {
 		t.Fatalf("error %v", err)
 	}
 	if patches, _, statuses := cp.counts(); patches != chunkAttempts || statuses != chunkAttempts-1 {
@@ -108,5 +110,40 @@ func TestLargeLayersGoInChunksAndAFailedChunkResumes(t *testing.T) {
 	}
 	for _, m := range p.Manifests {
 		checkImage(t, reg.Host+"/os/chunked@"+m.Digest.String(), m)
+	}
+}
+
+// Without a chunk size, a layer over resumeOver goes in one request whose
+// failure is resumed from what the registry kept; distribution keeps
+// nothing of a cut request, so the layer goes whole again, once: a second
+// loss is an error that says to set a chunk size, not three more whole
+// sends.
+func TestAHugeLayerIsNeverSentWholeMoreThanTwice(t *testing.T) {
+	t.Parallel()
+	for _, cutAll := range []bool{false, true} {
+		reg := testsvc.StartRegistry(t)
+		u, _ := url.Parse("http://" + reg.Host)
+		cp := &chunkProxy{rp: httputil.NewSingleHostReverseProxy(u), cut: 1, cutAll: cutAll}
+		srv := httptest.NewServer(cp)
+		t.Cleanup(srv.Close)
+		fx := makeEntries(t, 2<<20)
+		p := mustPlan(t, fx.entries[:1], testOptions()) // one 2 MiB raw disk
+		d := Destination{Repository: strings.TrimPrefix(srv.URL, "http://") + "/os/huge", LockDir: t.TempDir(), Settle: time.Millisecond,
+			Backoff: &fastBackoff, resumeOver: 512 << 10}
+		res, err := Publish(context.Background(), p, d)
+		patches, maxPatch, statuses := cp.counts()
+		if cutAll {
+			if err == nil || !strings.Contains(err.Error(), "kept nothing of 2097152 bytes sent whole, twice") || !strings.Contains(err.Error(), "chunk size") || strings.Contains(err.Error(), "_state=") || patches != 2 || statuses != 2 {
+				t.Fatalf("every request cut: %d PATCHes, %d status reads, error %v", patches, statuses, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maxPatch != 2<<20 || statuses != 1 || res.BytesSent > 2*(2<<20)+1024 {
+			t.Fatalf("%d PATCHes (largest %d), %d status reads, %d bytes sent", patches, maxPatch, statuses, res.BytesSent)
+		}
+		checkImage(t, reg.Host+"/os/huge@"+p.Manifests[0].Digest.String(), p.Manifests[0])
 	}
 }

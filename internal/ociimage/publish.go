@@ -59,6 +59,9 @@ type Destination struct {
 	// Logf, if set, gets one line per notable event (retries).
 	Logf func(format string, args ...any)
 
+	// resumeOver: without ChunkSize, layers larger than this go in one
+	// resumable request (chunked.go); default 2 GiB.
+	resumeOver int64
 	// hook runs after each index write; tests use it to simulate another
 	// machine writing between our write and our read-back.
 	hook func(tag string)

@@ -110,7 +110,8 @@ type Config struct {
 	// received instead of sending the whole layer again; no request then
 	// runs longer than one chunk takes (GHCR cuts requests at 10 minutes).
 	// Defaults to 0: each layer in one request (sent with sendfile over
-	// plain HTTP), a failed upload retried whole.
+	// plain HTTP); a layer over 2 GiB is then sent whole at most twice, a
+	// smaller one retried whole up to 5 times.
 	UploadChunkMiB int `mapstructure:"upload_chunk_mib"`
 	// Replace what a tag holds when it is not an index, is corrupt, or holds
 	// an entry for the same platform that this post-processor did not write.
