@@ -18,7 +18,12 @@ import (
 func TestTheRegistryProxyBehavesAsTheRealRegistriesItCites(t *testing.T) {
 	reg := StartRegistry(t)
 	p := StartRegistryProxy(t, reg.Host, RegistryBehaviour{StaleFor: time.Hour, ContentTypeParams: "; charset=utf-8"})
-	tag := func(s string) name.Tag { t.Helper(); n, err := name.NewTag(p.Host + "/os/x:" + s); must(t, err); return n }
+	tag := func(s string) name.Tag {
+		t.Helper()
+		n, err := name.NewTag(p.Host + "/os/x:" + s)
+		must(t, err)
+		return n
+	}
 	one, err := random.Image(64, 1)
 	must(t, err)
 	two, err := random.Image(64, 1)
