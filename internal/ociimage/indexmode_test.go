@@ -135,3 +135,29 @@ func TestARecordedEntryWhoseManifestWasDeletedIsDropped(t *testing.T) {
 		t.Fatalf("index holds %s", got)
 	}
 }
+
+// What this machine wrote is recorded tag by tag: when a later index tag
+// fails, the record still has the ones written before it.
+func TestTheRecordKeepsTheIndexesWrittenBeforeALaterTagFailed(t *testing.T) {
+	t.Parallel()
+	_, proxy := proxied(t, testsvc.RegistryBehaviour{Immutable: true})
+	fx := makeEntries(t, 8<<10)
+	repo := proxy.Host + "/os/partial"
+	lockDir := t.TempDir()
+	d := Destination{Repository: repo, LockDir: lockDir, Settle: time.Millisecond}
+	o := realOptions()
+	o.CombinedTag = ""
+	o.ExtraTags = []string{"zz-{{ .Version }}"} // sorted after 13.1-virtualization
+	mustPublish(t, mustPlan(t, fx.entries[0:1], Options{Version: "13.1", Tag: "zz-{{ .Version }}", ArchTags: false}), Destination{Repository: repo, LockDir: t.TempDir(), Settle: time.Millisecond})
+	_, err := Publish(context.Background(), mustPlan(t, fx.entries[2:3], o), d)
+	if !errors.Is(err, ErrImmutableTag) || !strings.Contains(err.Error(), "zz-13.1") {
+		t.Fatalf("error %v", err)
+	}
+	rec, err := loadRecord(lockDir, "registry:"+repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx, _ := rec.entries("13.1-virtualization", ""); idx == nil || len(idx.Manifests) != 1 {
+		t.Fatalf("record %+v", rec.Tags)
+	}
+}

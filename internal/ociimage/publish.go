@@ -208,6 +208,11 @@ func publish(ctx context.Context, p *Plan, t target, d Destination) (*Result, er
 		}
 		for _, it := range p.Indexes {
 			ir, err := mergeIndex(ctx, p, t, it, first[it.Tag], rec, d)
+			// Recorded after each tag: a later tag failing must not
+			// leave this machine without the record of what it wrote.
+			if serr := rec.save(); err == nil {
+				err = serr
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -218,9 +223,6 @@ func publish(ctx context.Context, p *Plan, t target, d Destination) (*Result, er
 			if ir.Changed {
 				res.TagsWritten = append(res.TagsWritten, ir.Tag)
 			}
-		}
-		if err := rec.save(); err != nil {
-			return nil, err
 		}
 	}
 	res.BlobsSent, res.BytesSent, res.Credentials = t.stats()
