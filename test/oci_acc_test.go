@@ -154,10 +154,11 @@ func TestParallelPackerBuildsMergeFourVariantsIntoTheIndexes(t *testing.T) {
 	version := target.version()
 	acc.WriteTemplate(t, dir, "oci.pkr.hcl", ociTemplate)
 	vars := []string{"-var", "src=" + d.Path, "-var", "sum=sha256:" + fileSHA256(t, d.Path), "-var", "out=" + filepath.Join(dir, "out"),
-		"-var", "repo=" + target.push, "-var", "version=" + version, "-var", "username=" + target.user, "-var", "password=" + target.pass}
+		"-var", "repo=" + target.push, "-var", "version=" + version}
 	// Each build runs in its own plugin process, side by side; the lock
-	// directory is the system's, as for users.
-	envs := []string{"SOURCE_DATE_EPOCH=1764460800", "TMPDIR=" + t.TempDir()}
+	// directory is the system's, as for users. Credentials go through the
+	// environment, never the command line (which logs and ps show).
+	envs := []string{"SOURCE_DATE_EPOCH=1764460800", "TMPDIR=" + t.TempDir(), "PKR_VAR_username=" + target.user, "PKR_VAR_password=" + target.pass}
 	env.MustRun(t, dir, envs, append(append([]string{"validate"}, vars...), ".")...)
 	r := env.MustRun(t, dir, envs, append(append([]string{"build", "-parallel-builds=4"}, vars...), ".")...)
 
