@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -145,5 +146,37 @@ func TestAHugeLayerIsNeverSentWholeMoreThanTwice(t *testing.T) {
 			t.Fatalf("%d PATCHes (largest %d), %d status reads, %d bytes sent", patches, maxPatch, statuses, res.BytesSent)
 		}
 		checkImage(t, reg.Host+"/os/huge@"+p.Manifests[0].Digest.String(), p.Manifests[0])
+	}
+}
+
+// A file changed after the builder recorded its sha256 is refused by the
+// registry when the chunked upload closes (PUT ?digest=): the push stops
+// there, and nothing sends the layer again in one piece.
+func TestAChunkedLayerWhoseBytesChangedIsRefusedAtTheEnd(t *testing.T) {
+	t.Parallel()
+	reg := testsvc.StartRegistry(t)
+	u, _ := url.Parse("http://" + reg.Host)
+	cp := &chunkProxy{rp: httputil.NewSingleHostReverseProxy(u), cut: -1}
+	srv := httptest.NewServer(cp)
+	t.Cleanup(srv.Close)
+	fx := makeEntries(t, 1<<20)
+	p := mustPlan(t, fx.entries[:1], testOptions())
+	src := p.Manifests[0].Layers[0].Source
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[7] ^= 1
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 256 << 10
+	_, err = Publish(context.Background(), p, Destination{Repository: strings.TrimPrefix(srv.URL, "http://") + "/os/changed", LockDir: t.TempDir(),
+		Settle: time.Millisecond, ChunkSize: chunk, Backoff: &fastBackoff})
+	if err == nil || !strings.Contains(err.Error(), "DIGEST_INVALID") {
+		t.Fatalf("error %v", err)
+	}
+	if patches, maxPatch, _ := cp.counts(); maxPatch > chunk || patches != 4 {
+		t.Fatalf("%d PATCHes, the largest %d bytes: the layer went again after the refusal", patches, maxPatch)
 	}
 }
