@@ -225,3 +225,27 @@ func TestAnIndexOnlyRunWithoutArchTagsWritesNothing(t *testing.T) {
 		t.Fatalf("wrote %v", res.TagsWritten)
 	}
 }
+
+// In a layout too, an entry this machine wrote comes back from its record
+// when the tag lost it, as long as its manifest is still there.
+func TestALayoutIndexThatLostAnEntryGetsItBackFromTheRecord(t *testing.T) {
+	fx := makeEntries(t, 1024)
+	dir, lockDir := t.TempDir(), t.TempDir()
+	d := Destination{Layout: dir, LockDir: lockDir}
+	o := testOptions()
+	o.ArchTags = false // no arch tag to heal from: only the record knows
+	mustPublish(t, mustPlan(t, fx.entries[0:1], o), d)
+	// Someone rewrites the tag with an index that lacks the entry.
+	lt, err := newLayoutTarget(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, _, _ := Merge("x", Existing{}, nil, nil, false)
+	if err := lt.putIndex(context.Background(), "13.1-kvm", empty); err != nil {
+		t.Fatal(err)
+	}
+	res := mustPublish(t, mustPlan(t, fx.entries[2:3], o), d)
+	if res.Indexes[0].Entries != 2 {
+		t.Fatalf("index holds %d entries, want amd64's (from the record) and arm64's", res.Indexes[0].Entries)
+	}
+}
