@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/osimage/packer-plugin-osimage/internal/artifact"
 )
 
 func TestTheRecordTellsAStaleAnswerFromAnotherWritersIndex(t *testing.T) {
@@ -187,6 +190,10 @@ func TestAnArchTagIsReplacedOnlyByTheSameArchAndBootMode(t *testing.T) {
 	if err := checkArchTag("r:t", at(foreign, mt), vm, true); err != nil {
 		t.Fatalf("foreign manifest with force: %v", err)
 	}
+	index, _, _ := Merge("x", Existing{}, nil, nil, false)
+	if err := checkArchTag("r:t", at(index, "application/vnd.oci.image.index.v1+json"), vm, false); err == nil || !strings.Contains(err.Error(), "r:t holds a application/vnd.oci.image.index.v1+json, not an image manifest") {
+		t.Fatalf("an index at the arch tag: %v", err)
+	}
 	if err := checkArchTag("r:t", at([]byte("not json"), ""), vm, false); err == nil || !strings.Contains(err.Error(), "not an image manifest") {
 		t.Fatalf("garbage: %v", err)
 	}
@@ -247,5 +254,27 @@ func TestALayoutIndexThatLostAnEntryGetsItBackFromTheRecord(t *testing.T) {
 	res := mustPublish(t, mustPlan(t, fx.entries[2:3], o), d)
 	if res.Indexes[0].Entries != 2 {
 		t.Fatalf("index holds %d entries, want amd64's (from the record) and arm64's", res.Indexes[0].Entries)
+	}
+}
+
+func TestALayerOfExactlyTheRegistrysLimitIsAccepted(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "exact.raw")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(10_000_000_000); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	e := Entry{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{{Path: p, Role: artifact.RoleDisk, Format: "raw", Size: 10_000_000_000, SHA256: strings.Repeat("cd", 32)}}}
+	plan := mustPlan(t, []Entry{e}, testOptions())
+	rt, err := newRegistryTarget(context.Background(), Destination{Repository: "ghcr.io/example/os", Keychain: authn.NewMultiKeychain()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkLayerSizes(plan, rt); err != nil {
+		t.Fatalf("10 GB exactly: %v", err)
 	}
 }
