@@ -55,6 +55,10 @@ func TestTheRecordTellsAStaleAnswerFromAnotherWritersIndex(t *testing.T) {
 	if _, stale := back.entries("t", d1); !stale || len(back.Tags["u"].Written) != 0 || len(back.Tags["t"].Written) != 2 {
 		t.Fatalf("loaded record %+v", back.Tags)
 	}
+	// A tag this machine only found written (never wrote) is never stale.
+	if idx, stale := back.entries("u", ""); idx == nil || stale {
+		t.Fatalf("found, not written: %v %v", idx, stale)
+	}
 	// Writing an index again moves it to the end of the history, which
 	// keeps the last recordHistory writes.
 	r.set("t", one, true)
