@@ -1,8 +1,8 @@
 # osimage-oci without a registry: two variants (amd64, arm64) of a small
 # "disk" from Packer's file builder, published as an OCI image layout in
-# output/oci: the index 1.0-virtualization over both architectures, and the
-# per-arch tags 1.0-virtualization-amd64 and -arm64. Read it with
-# `crane`/`skopeo` (oci:output/oci:1.0-virtualization) or go-containerregistry's
+# output/oci: the index 1.0-kvm over both architectures, and the per-arch
+# tags 1.0-kvm-amd64 and -arm64 (IronCore's names). Read it with
+# `crane`/`skopeo` (oci:output/oci:1.0-kvm) or go-containerregistry's
 # layout package. To push to a registry instead, replace layout_dir with
 # repository = "HOST/REPO" (or give the variants an oci-registry target).
 #

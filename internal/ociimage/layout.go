@@ -3,6 +3,8 @@ package ociimage
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +37,7 @@ func newLayoutTarget(d Destination) (*layoutTarget, error) {
 }
 
 func (t *layoutTarget) describe() string            { return t.dir }
+func (t *layoutTarget) layerLimit() (int64, string) { return 0, "" }
 func (t *layoutTarget) lockKey() string             { return "layout:" + t.dir }
 func (t *layoutTarget) ref(s string) string         { return t.dir + s }
 func (t *layoutTarget) stats() (int, int64, string) { return t.blobs, t.bytes, "" }
@@ -60,7 +63,7 @@ func (t *layoutTarget) path() (layout.Path, error) {
 	return p, nil
 }
 
-func (t *layoutTarget) writeManifests(ctx context.Context, p *Plan) error {
+func (t *layoutTarget) writeManifests(ctx context.Context, p *Plan, _ map[string]bool) error {
 	unlock, err := lockFile(ctx, "", t.lockKey()+"#create")
 	if err != nil {
 		return err
@@ -75,14 +78,22 @@ func (t *layoutTarget) writeManifests(ctx context.Context, p *Plan) error {
 			if t.hasBlob(l.Digest, l.Size) {
 				continue
 			}
+			// Hashed while copied, as a registry checks an upload: a file
+			// changed since the builder recorded its sha256 is refused.
 			if err := t.writeBlob(l.Digest, func(w io.Writer) error {
 				f, err := os.Open(l.Path)
 				if err != nil {
 					return err
 				}
 				defer f.Close()
-				_, err = io.Copy(w, f)
-				return err
+				h := sha256.New()
+				if _, err := io.Copy(io.MultiWriter(w, h), f); err != nil {
+					return err
+				}
+				if got := hex.EncodeToString(h.Sum(nil)); got != l.Digest.Hex {
+					return fmt.Errorf("%s has sha256:%s, not the recorded %s: %w", l.Path, got, l.Digest, ErrBadDigest)
+				}
+				return nil
 			}); err != nil {
 				return fmt.Errorf("OCI layout %s: write %s: %w", t.dir, l.Source, err)
 			}
@@ -215,8 +226,11 @@ func (t *layoutTarget) setRef(tag string, desc v1.Descriptor) error {
 	return os.Rename(tmp.Name(), filepath.Join(t.dir, "index.json"))
 }
 
-func (t *layoutTarget) tagArch(ctx context.Context, p *Plan) error {
+func (t *layoutTarget) tagArch(ctx context.Context, p *Plan, skip map[string]bool) error {
 	for _, at := range p.ArchTags {
+		if skip[at.Tag] {
+			continue
+		}
 		m := p.Manifests[at.Manifest]
 		if err := t.setRef(at.Tag, m.Descriptor); err != nil {
 			return err
@@ -241,6 +255,27 @@ func (t *layoutTarget) get(ctx context.Context, tag string) (Existing, error) {
 		return Existing{Found: true, MediaType: string(d.MediaType), Raw: b}, nil
 	}
 	return Existing{}, nil
+}
+
+func (t *layoutTarget) head(ctx context.Context, tag string) (string, error) {
+	top, err := t.readTop()
+	if err != nil {
+		return "", err
+	}
+	for _, d := range top.Manifests {
+		if d.Annotations[AnnotationRefName] == tag {
+			return d.Digest.String(), nil
+		}
+	}
+	return "", nil
+}
+
+func (t *layoutTarget) hasManifest(ctx context.Context, h v1.Hash) (bool, error) {
+	_, err := os.Stat(filepath.Join(t.dir, "blobs", h.Algorithm, h.Hex))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (t *layoutTarget) putIndex(ctx context.Context, tag string, raw []byte) error {

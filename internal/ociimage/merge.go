@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -16,6 +17,22 @@ type Existing struct {
 	Raw       []byte
 }
 
+// digest is the sha256 of what the tag holds; "" for nothing.
+func (e Existing) digest() string {
+	if !e.Found {
+		return ""
+	}
+	return digestOf(e.Raw).String()
+}
+
+// mediaTypeOf drops the parameters of a Content-Type ("…+json;
+// charset=utf-8"): a media type is compared without them
+// (opencontainers/distribution-spec#469).
+func mediaTypeOf(contentType string) types.MediaType {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return types.MediaType(strings.ToLower(strings.TrimSpace(mt)))
+}
+
 // parseIndex reads what a tag holds as an index: nil for nothing. A
 // manifest or another kind of document is ErrNotAnIndex, bytes that do not
 // parse are ErrCorruptIndex.
@@ -23,7 +40,7 @@ func parseIndex(where string, e Existing) (*v1.IndexManifest, error) {
 	if !e.Found {
 		return nil, nil
 	}
-	mt := types.MediaType(e.MediaType)
+	mt := mediaTypeOf(e.MediaType)
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 		Manifests json.RawMessage `json:"manifests"`
@@ -93,8 +110,8 @@ func descriptorFor(m *Manifest, it IndexTag) v1.Descriptor {
 // every other entry is kept. An entry for the same os/architecture without
 // a boot mode annotation (not written by this package) is an error unless
 // force, which also starts afresh over a non-index or corrupt index.
-// Entries come out in the documented order (entryLess), so the same inputs
-// give the same bytes.
+// Entries come out in the documented order (entryLess, baremetal first),
+// so the same inputs give the same bytes.
 func Merge(where string, cur Existing, add []v1.Descriptor, annotations map[string]string, force bool) ([]byte, *v1.IndexManifest, error) {
 	old, err := parseIndex(where, cur)
 	if err != nil {
@@ -103,6 +120,12 @@ func Merge(where string, cur Existing, add []v1.Descriptor, annotations map[stri
 		}
 		old = nil
 	}
+	return mergeEntries(where, old, add, annotations, force, Baremetal)
+}
+
+// mergeEntries is Merge over a parsed index, with first the boot mode
+// whose entries come first.
+func mergeEntries(where string, old *v1.IndexManifest, add []v1.Descriptor, annotations map[string]string, force bool, first string) ([]byte, *v1.IndexManifest, error) {
 	out := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
 	mine := map[entryKey]bool{}
 	for _, d := range add {
@@ -148,7 +171,7 @@ func Merge(where string, cur Existing, add []v1.Descriptor, annotations map[stri
 	sort.SliceStable(out.Manifests, func(i, j int) bool {
 		a, b := keyOf(out.Manifests[i]), keyOf(out.Manifests[j])
 		if a.bootMode != b.bootMode || a.arch != b.arch {
-			return entryLess(a.bootMode, a.arch, b.bootMode, b.arch)
+			return entryLess(first, a.bootMode, a.arch, b.bootMode, b.arch)
 		}
 		if a.os != b.os {
 			return a.os < b.os
@@ -160,6 +183,65 @@ func Merge(where string, cur Existing, add []v1.Descriptor, annotations map[stri
 		return nil, nil, err
 	}
 	return raw, out, nil
+}
+
+// withEntries returns idx plus the entries of extra whose key idx lacks;
+// with override, extra's entries also replace idx's entries of the same
+// key. idx is not changed.
+func withEntries(idx *v1.IndexManifest, extra []v1.Descriptor, override bool) *v1.IndexManifest {
+	if len(extra) == 0 {
+		return idx
+	}
+	out := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	byKey := map[entryKey]v1.Descriptor{}
+	for _, d := range extra {
+		byKey[keyOf(d)] = d
+	}
+	if idx != nil {
+		out.Annotations = idx.Annotations
+		for _, d := range idx.Manifests {
+			k := keyOf(d)
+			if e, ok := byKey[k]; ok && k.bootMode != "" {
+				if override {
+					d = e
+				}
+				delete(byKey, k)
+			}
+			out.Manifests = append(out.Manifests, d)
+		}
+	}
+	for _, d := range extra {
+		if e, ok := byKey[keyOf(d)]; ok {
+			out.Manifests = append(out.Manifests, e)
+			delete(byKey, keyOf(d))
+		}
+	}
+	return out
+}
+
+// entryFromManifest is the index entry for a manifest this package wrote
+// (read back from an arch tag): nil when raw is not such a manifest of the
+// expected architecture and boot mode.
+func entryFromManifest(raw []byte, arch, bootMode string, it IndexTag) *v1.Descriptor {
+	var m v1.Manifest
+	if json.Unmarshal(raw, &m) != nil || m.SchemaVersion != 2 || m.Config.MediaType != MediaTypeConfig {
+		return nil
+	}
+	if m.Annotations[AnnotationBootMode] != bootMode || m.Annotations[AnnotationArch] != arch {
+		return nil
+	}
+	ann := map[string]string{}
+	for _, k := range []string{AnnotationBootMode, AnnotationArch, AnnotationImage, AnnotationVersion, AnnotationRevision} {
+		if v, ok := m.Annotations[k]; ok {
+			ann[k] = v
+		}
+	}
+	d := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: int64(len(raw)), Digest: digestOf(raw),
+		Platform: &v1.Platform{OS: "linux", Architecture: arch}, Annotations: ann}
+	if it.PlatformVariant {
+		d.Platform.Variant = bootMode
+	}
+	return &d
 }
 
 // missingFrom lists the descriptors of want that idx does not hold with the

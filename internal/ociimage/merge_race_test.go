@@ -48,6 +48,7 @@ func keysOf(im *v1.IndexManifest) []string {
 // Each goroutine is one Packer build: one variant, its own plan and publish,
 // all into the same tags, serialised by the file lock.
 func TestParallelBuildsMergingIntoOneTagAllEndPresent(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 256<<10)
 	repo := reg.Host + "/os/parallel"
@@ -77,11 +78,11 @@ func TestParallelBuildsMergingIntoOneTagAllEndPresent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := "virtualization/amd64 virtualization/arm64 baremetal/amd64 baremetal/arm64"
+	want := "baremetal/amd64 baremetal/arm64 virtualization/amd64 virtualization/arm64"
 	if got := strings.Join(keysOf(indexAt(t, repo+":13.1")), " "); got != want {
 		t.Fatalf("combined index holds %s, want %s", got, want)
 	}
-	if got := strings.Join(keysOf(indexAt(t, repo+":13.1-baremetal")), " "); got != "baremetal/amd64 baremetal/arm64" {
+	if got := strings.Join(keysOf(indexAt(t, repo+":13.1-metal")), " "); got != "baremetal/amd64 baremetal/arm64" {
 		t.Fatalf("baremetal index holds %s", got)
 	}
 }
@@ -89,6 +90,7 @@ func TestParallelBuildsMergingIntoOneTagAllEndPresent(t *testing.T) {
 // Processes, as `packer build -parallel-builds` runs one plugin process per
 // build: the test binary runs itself once per entry.
 func TestParallelProcessesMergingIntoOneTagAllEndPresent(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 256<<10)
 	repo := reg.Host + "/os/procs"
@@ -111,7 +113,7 @@ func TestParallelProcessesMergingIntoOneTagAllEndPresent(t *testing.T) {
 			t.Fatalf("helper %d: %v\n%s", i, err, outs[i])
 		}
 	}
-	want := "virtualization/amd64 virtualization/arm64 baremetal/amd64 baremetal/arm64"
+	want := "baremetal/amd64 baremetal/arm64 virtualization/amd64 virtualization/arm64"
 	if got := strings.Join(keysOf(indexAt(t, repo+":13.1")), " "); got != want {
 		t.Fatalf("combined index holds %s, want %s", got, want)
 	}
@@ -135,6 +137,7 @@ func TestHelperProcessPublishes(t *testing.T) {
 // Runners on different machines share no lock: the read-back must notice
 // that another writer replaced the index after our write, and merge again.
 func TestALostRaceIsDetectedByTheReadBackAndMergedAgain(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"layout", "registry"} {
 		t.Run(kind, func(t *testing.T) {
 			fx := makeEntries(t, 8<<10)
@@ -163,7 +166,7 @@ func TestALostRaceIsDetectedByTheReadBackAndMergedAgain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := tb.writeManifests(ctx, pb); err != nil {
+			if err := tb.writeManifests(ctx, pb, nil); err != nil {
 				t.Fatal(err)
 			}
 			fired := 0
@@ -178,13 +181,13 @@ func TestALostRaceIsDetectedByTheReadBackAndMergedAgain(t *testing.T) {
 				fired++
 			}
 			res := mustPublish(t, pa, da)
-			if fired != 2 || len(logs) != 1 || !strings.Contains(logs[0], "another writer replaced the index (1 of our entries missing)") {
+			if fired != 2 || len(logs) != 1 || !strings.Contains(logs[0], "another writer replaced the index; merging again (attempt 2 of 8)") {
 				t.Fatalf("hook fired %d times, logs %q", fired, logs)
 			}
 			if res.Indexes[0].Entries != 2 {
 				t.Fatalf("index holds %d entries after the retry, want A's and B's", res.Indexes[0].Entries)
 			}
-			cur, _ := tb.get(ctx, "13.1-virtualization")
+			cur, _ := tb.get(ctx, "13.1-kvm")
 			idx, _ := parseIndex("x", cur)
 			if got := strings.Join(keysOf(idx), " "); got != "virtualization/amd64 virtualization/arm64" {
 				t.Fatalf("index holds %s", got)
@@ -203,10 +206,12 @@ func TestALostRaceIsDetectedByTheReadBackAndMergedAgain(t *testing.T) {
 				if lost++; lost > 3 {
 					cancel()
 				}
-				tb.putIndex(ctx, tag, staleB)
+				// Each time another version: a writer, not a stale read.
+				other, _, _ := Merge("x", Existing{}, []v1.Descriptor{descriptorFor(pb.Manifests[0], pb.Indexes[0])}, map[string]string{"n": strconv.Itoa(lost)}, false)
+				tb.putIndex(ctx, tag, other)
 			}
 			_, err = Publish(cctx, pc, da)
-			if !errors.Is(err, ErrLostRace) || lost != 3 || !strings.Contains(err.Error(), ":13.2-virtualization: 1 of this build's entries missing after 3 attempts") {
+			if !errors.Is(err, ErrLostRace) || lost != 3 || !strings.Contains(err.Error(), ":13.2-kvm: another writer replaced the index 3 times") {
 				t.Fatalf("%d writes; error %v", lost, err)
 			}
 		})

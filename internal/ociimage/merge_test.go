@@ -47,7 +47,7 @@ func TestMergeIntoNothingGivesOurEntriesInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"virtualization/arm64=" + short("c"), "baremetal/amd64=" + short("b"), "baremetal/arm64=" + short("a")}
+	want := []string{"baremetal/amd64=" + short("b"), "baremetal/arm64=" + short("a"), "virtualization/arm64=" + short("c")}
 	if got := entries(idx); !reflect.DeepEqual(got, want) {
 		t.Fatalf("entries %v\nwant %v", got, want)
 	}
@@ -107,7 +107,7 @@ func TestMergeOrderIsIndependentOfExistingOrder(t *testing.T) {
 	if string(ra) != string(rb) {
 		t.Fatal("merge result depends on the existing order")
 	}
-	want := []string{"virtualization/amd64=" + short("2"), "virtualization/s390x=" + short("3"), "baremetal/amd64=" + short("5"), "baremetal/arm64=" + short("1"), "custom/amd64=" + short("4")}
+	want := []string{"baremetal/amd64=" + short("5"), "baremetal/arm64=" + short("1"), "virtualization/amd64=" + short("2"), "virtualization/s390x=" + short("3"), "custom/amd64=" + short("4")}
 	if got := entries(ia); !reflect.DeepEqual(got, want) {
 		t.Fatalf("entries %v\nwant %v", got, want)
 	}

@@ -81,6 +81,9 @@ var (
 	ErrBadTag        = errors.New("invalid tag")
 	ErrBadDigest     = errors.New("file does not match its recorded sha256")
 	ErrBadCompressor = errors.New("unknown compression")
+	ErrTagConflict   = errors.New("tag holds another build's manifest")
+	ErrImmutableTag  = errors.New("registry refuses to overwrite the tag (immutable tags)")
+	ErrTooLarge      = errors.New("layer larger than the registry accepts")
 )
 
 // OCIArch returns the OCI spelling (amd64, arm64) of an architecture given

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,8 +20,50 @@ import (
 )
 
 // DefaultTag is the per-boot-mode tag template: one index over the
-// architectures per boot mode, as ironcore-image v0.5.0 pulls.
-const DefaultTag = "{{ .Version }}-{{ .Platform }}"
+// architectures per boot mode, named as IronCore's os-images publishes them
+// (`<version>-kvm`, `<version>-metal`; with arch tags `<version>-kvm-amd64`).
+const DefaultTag = "{{ .Version }}-{{ .Variant }}"
+
+// Index modes: what each build does with the indexes.
+const (
+	// IndexMerge (default): push the manifests and arch tags, then merge
+	// this build's entries into every index tag.
+	IndexMerge = "merge"
+	// IndexNone: push the manifests and arch tags only; a final run with
+	// IndexOnly writes the indexes (repositories with immutable tags).
+	IndexNone = "none"
+	// IndexOnly: push nothing of this build; (re)build every index tag of
+	// the version from the arch tags the builds wrote.
+	IndexOnly = "only"
+)
+
+// IroncoreVariant is IronCore's name of a boot mode in tags (os-images'
+// `-kvm` / `-metal`) and in ironcore-image's OCI-SPEC.md (`metal`).
+func IroncoreVariant(bootMode string) string {
+	switch bootMode {
+	case Virtualization:
+		return "kvm"
+	case Baremetal:
+		return "metal"
+	}
+	return bootMode
+}
+
+// specVariant is the value of the un-namespaced `variant` manifest
+// annotation of ironcore-image's OCI-SPEC.md: `virtualization` or `metal`.
+func specVariant(bootMode string) string {
+	if bootMode == Baremetal {
+		return "metal"
+	}
+	return bootMode
+}
+
+// knownArchs and knownBootModes are the combinations an index tag can
+// gather from other builds' arch tags.
+var (
+	knownArchs     = []string{"amd64", "arm64"}
+	knownBootModes = []string{Virtualization, Baremetal}
+)
 
 // Options say what to publish besides the entries' files.
 type Options struct {
@@ -30,7 +73,8 @@ type Options struct {
 	Image          string // the matrix image (template data)
 	Key            string // the variant key (template data)
 	// Tag is the template of each boot mode's index tag; default DefaultTag.
-	// Data: .Version .Platform .Arch (amd64|arm64) .Image .ImageName .Key.
+	// Data: .Version .Variant (kvm|metal) .Platform (virtualization|
+	// baremetal) .Arch (amd64|arm64) .Image .ImageName .Key.
 	Tag string
 	// ExtraTags are more index tags (templates as Tag).
 	ExtraTags []string
@@ -43,6 +87,12 @@ type Options struct {
 	// PlatformVariant sets platform.variant = boot mode in the combined
 	// index. containerd then no longer matches "linux/<arch>" there.
 	PlatformVariant bool
+	// CombinedFirst is the boot mode whose entries come first in the
+	// combined index (consumers that ignore platform.variant take the
+	// first entry of their architecture); default Baremetal.
+	CombinedFirst string
+	// IndexMode is IndexMerge (default), IndexNone or IndexOnly.
+	IndexMode string
 	// Created is org.opencontainers.image.created; zero leaves it out.
 	Created time.Time
 	// Compression of layers: none (default), gzip or zstd.
@@ -86,6 +136,17 @@ type IndexTag struct {
 	Manifests       []int // into Plan.Manifests, in index order
 	PlatformVariant bool
 	Annotations     map[string]string
+	// First is the boot mode whose entries come first.
+	First string
+	// Sources are the arch tags of the other architecture x boot mode
+	// combinations that belong in this index: the record every build
+	// leaves, from which a missing entry is added.
+	Sources []ArchSource
+}
+
+// ArchSource is the arch tag another build writes for one entry.
+type ArchSource struct {
+	Tag, Arch, BootMode string
 }
 
 // ArchTag tags one manifest directly.
@@ -100,6 +161,7 @@ type Plan struct {
 	Indexes   []IndexTag
 	ArchTags  []ArchTag
 	Force     bool
+	IndexMode string
 	cleanup   func()
 }
 
@@ -130,7 +192,7 @@ func (p *Plan) blobBytes() (int, int64) {
 
 // TagData is what tag templates see.
 type TagData struct {
-	Version, Platform, Arch, Image, ImageName, Key string
+	Version, Variant, Platform, Arch, Image, ImageName, Key string
 }
 
 var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
@@ -158,17 +220,36 @@ func RenderTag(field, tmpl string, d TagData) (string, error) {
 
 // NewPlan validates the entries, prepares their layers (trusting recorded
 // sha256 sums; hashing or compressing only what must be) and plans the
-// manifests, the indexes per tag and the per-arch tags. Close the plan when
-// done with it.
+// manifests, the indexes per tag and the per-arch tags. With IndexOnly it
+// plans only the index tags of the version, from the other builds' arch
+// tags, and the entries need no files. Close the plan when done with it.
 func NewPlan(entries []Entry, o Options) (*Plan, error) {
-	if len(entries) == 0 {
-		return nil, fmt.Errorf("no entries to publish")
+	mode := o.IndexMode
+	if mode == "" {
+		mode = IndexMerge
+	}
+	switch mode {
+	case IndexMerge, IndexNone:
+		if len(entries) == 0 {
+			return nil, fmt.Errorf("no entries to publish")
+		}
+	case IndexOnly:
+		if !o.ArchTags {
+			return nil, fmt.Errorf("index mode %q builds the indexes from the arch tags: turn arch tags on", IndexOnly)
+		}
+	default:
+		return nil, fmt.Errorf("index mode %q: want %q, %q or %q", o.IndexMode, IndexMerge, IndexNone, IndexOnly)
+	}
+	switch o.CombinedFirst {
+	case "", Virtualization, Baremetal:
+	default:
+		return nil, fmt.Errorf("combined index order: first boot mode %q: want %q or %q", o.CombinedFirst, Baremetal, Virtualization)
 	}
 	if _, err := compressionSuffix(o.Compression); err != nil {
 		return nil, err
 	}
 	prep := &layerPreparer{compression: o.Compression, workDir: o.WorkDir}
-	p := &Plan{Force: o.Force, cleanup: prep.cleanup}
+	p := &Plan{Force: o.Force, IndexMode: mode, cleanup: prep.cleanup}
 	ok := false
 	defer func() {
 		if !ok {
@@ -177,6 +258,9 @@ func NewPlan(entries []Entry, o Options) (*Plan, error) {
 	}()
 	seen := map[string]string{}
 	for _, e := range entries {
+		if mode == IndexOnly {
+			break
+		}
 		arch, err := OCIArch(e.Arch)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.name(), err)
@@ -243,7 +327,7 @@ func (m *Manifest) build(cmdline string, o Options) error {
 	m.Config = cfg
 	common := entryAnnotations(m.Arch, m.BootMode, o)
 	ann := map[string]string{
-		AnnotationSpecVariant: m.BootMode,
+		AnnotationSpecVariant: specVariant(m.BootMode),
 		AnnotationSpecArch:    m.Arch,
 	}
 	for k, v := range common {
@@ -306,46 +390,83 @@ func digestOf(b []byte) v1.Hash {
 }
 
 // planTags renders the tags: per boot mode the index tag (and extra tags),
-// per manifest "<tag>-<arch>", and the combined tag. Indexes and their
-// entries come out in a fixed order (see order).
+// per manifest "<tag>-<arch>", and the combined tag; and, for each index
+// tag, the arch tags of the other combinations that belong in it. Indexes
+// and their entries come out in a fixed order (see entryLess).
 func (p *Plan) planTags(o Options) error {
 	tmpl := o.Tag
 	if tmpl == "" {
 		tmpl = DefaultTag
 	}
+	first := o.CombinedFirst
+	if first == "" {
+		first = Baremetal
+	}
 	idx := map[string]*IndexTag{}
 	combined := map[string]bool{}
 	var tags []string
-	addTo := func(tag string, mi int, isCombined bool) error {
+	ensure := func(tag string, isCombined bool) (*IndexTag, error) {
 		it, ok := idx[tag]
 		if !ok {
-			it = &IndexTag{Tag: tag, PlatformVariant: isCombined && o.PlatformVariant, Annotations: indexAnnotations(o)}
+			it = &IndexTag{Tag: tag, PlatformVariant: isCombined && o.PlatformVariant, Annotations: indexAnnotations(o), First: first}
 			idx[tag] = it
 			combined[tag] = isCombined
 			tags = append(tags, tag)
 		} else if combined[tag] != isCombined {
-			return fmt.Errorf("tag %q is both a per-boot-mode index and the combined index; give combined_tag a different template", tag)
+			return nil, fmt.Errorf("tag %q is both a per-boot-mode index and the combined index; give combined_tag a different template", tag)
 		}
-		for _, have := range it.Manifests {
-			if have == mi {
-				return nil
-			}
-		}
-		it.Manifests = append(it.Manifests, mi)
-		return nil
+		return it, nil
 	}
-	archTags := map[string]int{}
-	for i, m := range p.Manifests {
-		d := TagData{Version: o.Version, Platform: m.BootMode, Arch: m.Arch, Image: o.Image, ImageName: o.ImageName, Key: o.Key}
+	data := func(arch, bootMode string) TagData {
+		return TagData{Version: o.Version, Variant: IroncoreVariant(bootMode), Platform: bootMode, Arch: arch, Image: o.Image, ImageName: o.ImageName, Key: o.Key}
+	}
+	type indexRole struct {
+		tag      string
+		combined bool
+	}
+	// indexTagsOf renders the index tags one combination belongs to.
+	indexTagsOf := func(d TagData) ([]indexRole, error) {
 		tag, err := RenderTag("tag", tmpl, d)
+		if err != nil {
+			return nil, err
+		}
+		out := []indexRole{{tag, false}}
+		for j, et := range o.ExtraTags {
+			tag, err := RenderTag(fmt.Sprintf("extra_tags[%d]", j), et, d)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, indexRole{tag, false})
+		}
+		if o.CombinedTag != "" {
+			tag, err := RenderTag("combined_tag", o.CombinedTag, d)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, indexRole{tag, true})
+		}
+		return out, nil
+	}
+	archTagOf := func(d TagData) (string, error) { return RenderTag("tag", tmpl+"-{{ .Arch }}", d) }
+	archTags := map[string]int{}
+	mine := map[[2]string]bool{}
+	for i, m := range p.Manifests {
+		d := data(m.Arch, m.BootMode)
+		roles, err := indexTagsOf(d)
 		if err != nil {
 			return err
 		}
-		if err := addTo(tag, i, false); err != nil {
-			return err
+		for _, r := range roles {
+			it, err := ensure(r.tag, r.combined)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(it.Manifests, i) {
+				it.Manifests = append(it.Manifests, i)
+			}
 		}
 		if o.ArchTags {
-			at, err := RenderTag("tag", tmpl+"-{{ .Arch }}", d)
+			at, err := archTagOf(d)
 			if err != nil {
 				return err
 			}
@@ -355,22 +476,33 @@ func (p *Plan) planTags(o Options) error {
 			}
 			archTags[at] = i
 		}
-		for j, et := range o.ExtraTags {
-			tag, err := RenderTag(fmt.Sprintf("extra_tags[%d]", j), et, d)
-			if err != nil {
-				return err
-			}
-			if err := addTo(tag, i, false); err != nil {
-				return err
-			}
-		}
-		if o.CombinedTag != "" {
-			tag, err := RenderTag("combined_tag", o.CombinedTag, d)
-			if err != nil {
-				return err
-			}
-			if err := addTo(tag, i, true); err != nil {
-				return err
+		mine[[2]string{m.Arch, m.BootMode}] = true
+	}
+	if o.ArchTags {
+		for _, bm := range knownBootModes {
+			for _, arch := range knownArchs {
+				if mine[[2]string{arch, bm}] {
+					continue
+				}
+				d := data(arch, bm)
+				roles, err := indexTagsOf(d)
+				if err != nil {
+					return err
+				}
+				at, err := archTagOf(d)
+				if err != nil {
+					return err
+				}
+				for _, r := range roles {
+					if p.IndexMode == IndexOnly {
+						if _, err := ensure(r.tag, r.combined); err != nil {
+							return err
+						}
+					}
+					if it := idx[r.tag]; it != nil && combined[r.tag] == r.combined {
+						it.Sources = append(it.Sources, ArchSource{Tag: at, Arch: arch, BootMode: bm})
+					}
+				}
 			}
 		}
 	}
@@ -379,7 +511,7 @@ func (p *Plan) planTags(o Options) error {
 		it := idx[t]
 		sort.SliceStable(it.Manifests, func(a, b int) bool {
 			ma, mb := p.Manifests[it.Manifests[a]], p.Manifests[it.Manifests[b]]
-			return entryLess(ma.BootMode, ma.Arch, mb.BootMode, mb.Arch)
+			return entryLess(first, ma.BootMode, ma.Arch, mb.BootMode, mb.Arch)
 		})
 		p.Indexes = append(p.Indexes, *it)
 	}
@@ -407,15 +539,16 @@ func indexAnnotations(o Options) map[string]string {
 	return a
 }
 
-// Entry order in every index: virtualization before baremetal (first-match
-// clients asking only for linux/<arch> get the VM image), other boot modes
-// after them by name, entries without a boot mode last; within a boot mode
-// amd64, arm64, then other architectures by name.
-func bootModeRank(b string) int {
+// Entry order in every index: the boot mode first (default baremetal:
+// boot-operator takes the first entry of its architecture and can only
+// PXE-boot a manifest with kernel and initramfs), then the other known boot
+// mode, other boot modes by name, entries without a boot mode last; within
+// a boot mode amd64, arm64, then other architectures by name.
+func bootModeRank(first, b string) int {
 	switch b {
-	case Virtualization:
+	case first:
 		return 0
-	case Baremetal:
+	case Virtualization, Baremetal:
 		return 1
 	case "":
 		return 3
@@ -433,8 +566,8 @@ func archRank(a string) int {
 	return 2
 }
 
-func entryLess(bootA, archA, bootB, archB string) bool {
-	if ra, rb := bootModeRank(bootA), bootModeRank(bootB); ra != rb {
+func entryLess(first, bootA, archA, bootB, archB string) bool {
+	if ra, rb := bootModeRank(first, bootA), bootModeRank(first, bootB); ra != rb {
 		return ra < rb
 	}
 	if bootA != bootB {

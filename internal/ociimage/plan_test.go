@@ -99,17 +99,21 @@ func TestSelectLayersPicksFilesByRoleInManifestOrder(t *testing.T) {
 }
 
 func TestRenderTagRendersTheVariantAndRejectsInvalidTags(t *testing.T) {
-	d := TagData{Version: "13.1", Platform: "baremetal", Arch: "arm64", Image: "vm", ImageName: "debian", Key: "k"}
+	d := TagData{Version: "13.1", Variant: "metal", Platform: "baremetal", Arch: "arm64", Image: "vm", ImageName: "debian", Key: "k"}
 	got, err := RenderTag("tag", DefaultTag, d)
-	if err != nil || got != "13.1-baremetal" {
+	if err != nil || got != "13.1-metal" {
 		t.Fatalf("default tag %q, %v", got, err)
+	}
+	// The seed's boot mode names stay available.
+	if got, _ := RenderTag("tag", "{{ .Version }}-{{ .Platform }}", d); got != "13.1-baremetal" {
+		t.Fatalf("platform tag %q", got)
 	}
 	got, _ = RenderTag("tag", "{{ .ImageName }}-{{ .Image }}-{{ .Key }}-{{ .Arch }}", d)
 	if got != "debian-vm-k-arm64" {
 		t.Fatalf("got %q", got)
 	}
-	_, err = RenderTag("tag", DefaultTag, TagData{Platform: "baremetal"})
-	if !errors.Is(err, ErrBadTag) || !strings.Contains(err.Error(), "the version is empty") || !strings.Contains(err.Error(), `"-baremetal"`) {
+	_, err = RenderTag("tag", DefaultTag, TagData{Variant: "metal", Platform: "baremetal"})
+	if !errors.Is(err, ErrBadTag) || !strings.Contains(err.Error(), "the version is empty") || !strings.Contains(err.Error(), `"-metal"`) {
 		t.Fatalf("empty version: %v", err)
 	}
 	if _, err := RenderTag("combined_tag", "{{ .Nope }}", d); err == nil || !strings.Contains(err.Error(), "combined_tag") {
@@ -195,7 +199,7 @@ func TestNewPlanBuildsIroncoreManifestsWithAnnotationsAndConfig(t *testing.T) {
 		arch, _ := OCIArch(e.Arch)
 		wantAnn := map[string]string{
 			AnnotationBootMode: e.BootMode, AnnotationArch: arch, AnnotationImage: "debian", AnnotationVersion: "13.1",
-			AnnotationRevision: "abc123", AnnotationSpecVariant: e.BootMode, AnnotationSpecArch: arch,
+			AnnotationRevision: "abc123", AnnotationSpecVariant: map[string]string{Virtualization: "virtualization", Baremetal: "metal"}[e.BootMode], AnnotationSpecArch: arch,
 			AnnotationTitle: "debian", AnnotationCreated: "2026-11-30T12:00:00Z",
 		}
 		if !reflect.DeepEqual(man.Annotations, wantAnn) {
@@ -291,7 +295,7 @@ func TestNewPlanRejectsBadEntries(t *testing.T) {
 		"compression":       {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk}}}, Options{Version: "1", Compression: "xz"}, `compression "xz"`},
 		"no version":        {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk}}}, Options{}, "the version is empty"},
 		"big cmdline":       {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk, writeFile(t, dir, "c", "cmdline", 65<<10)}}}, testOptions(), "at most 65536"},
-		"combined collides": {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk}}}, Options{Version: "1", CombinedTag: "1-virtualization"}, "both a per-boot-mode index and the combined index"},
+		"combined collides": {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk}}}, Options{Version: "1", CombinedTag: "1-kvm"}, "both a per-boot-mode index and the combined index"},
 		"arch tags collide": {[]Entry{{Arch: "amd64", BootMode: Virtualization, Files: []artifact.File{disk}}, {Arch: "amd64", BootMode: Baremetal, Files: []artifact.File{disk, {Path: disk.Path, Role: "kernel"}, {Path: disk.Path, Role: "initrd"}, {Path: disk.Path, Role: "rootfs"}}}},
 			Options{Version: "1", Tag: "{{ .Version }}", ArchTags: true}, `tag "1-amd64" would point at two manifests`},
 	}
@@ -352,16 +356,16 @@ func TestPlanTagsPerBootModeArchAndCombinedInDocumentedOrder(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"13.1":                  {"virtualization/amd64", "virtualization/arm64", "baremetal/amd64", "baremetal/arm64"},
-		"13.1-virtualization":   {"virtualization/amd64", "virtualization/arm64"},
-		"13.1-baremetal":        {"baremetal/amd64", "baremetal/arm64"},
+		"13.1":                  {"baremetal/amd64", "baremetal/arm64", "virtualization/amd64", "virtualization/arm64"},
+		"13.1-kvm":              {"virtualization/amd64", "virtualization/arm64"},
+		"13.1-metal":            {"baremetal/amd64", "baremetal/arm64"},
 		"latest-virtualization": {"virtualization/amd64", "virtualization/arm64"},
 		"latest-baremetal":      {"baremetal/amd64", "baremetal/arm64"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("indexes %v\nwant %v", got, want)
 	}
-	if !reflect.DeepEqual(order, []string{"13.1", "13.1-baremetal", "13.1-virtualization", "latest-baremetal", "latest-virtualization"}) {
+	if !reflect.DeepEqual(order, []string{"13.1", "13.1-kvm", "13.1-metal", "latest-baremetal", "latest-virtualization"}) {
 		t.Fatalf("index order %v", order)
 	}
 	var ats []string
@@ -369,7 +373,7 @@ func TestPlanTagsPerBootModeArchAndCombinedInDocumentedOrder(t *testing.T) {
 		m := p.Manifests[at.Manifest]
 		ats = append(ats, at.Tag+"="+m.BootMode+"/"+m.Arch)
 	}
-	if !reflect.DeepEqual(ats, []string{"13.1-baremetal-amd64=baremetal/amd64", "13.1-baremetal-arm64=baremetal/arm64", "13.1-virtualization-amd64=virtualization/amd64", "13.1-virtualization-arm64=virtualization/arm64"}) {
+	if !reflect.DeepEqual(ats, []string{"13.1-kvm-amd64=virtualization/amd64", "13.1-kvm-arm64=virtualization/arm64", "13.1-metal-amd64=baremetal/amd64", "13.1-metal-arm64=baremetal/arm64"}) {
 		t.Fatalf("arch tags %v", ats)
 	}
 	// Without ArchTags, none.

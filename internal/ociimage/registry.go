@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ var DefaultBackoff = remote.Backoff{Duration: 1e9, Factor: 2, Jitter: 0.1, Steps
 
 type registryTarget struct {
 	repo    name.Repository
+	auth    authn.Authenticator
 	opts    []remote.Option
 	creds   string
 	counter *countingTransport
@@ -84,11 +86,12 @@ func newRegistryTarget(ctx context.Context, d Destination) (*registryTarget, err
 			t.creds = fmt.Sprintf("the credentials for %s from the Docker/Podman config files ($DOCKER_CONFIG/config.json, ~/.docker/config.json, $REGISTRY_AUTH_FILE, containers/auth.json)", repo.RegistryStr())
 		}
 	}
+	t.auth = auth
 	base := d.Transport
 	if base == nil {
 		base = remote.DefaultTransport.(*http.Transport).Clone()
 	}
-	t.counter = &countingTransport{base: base, allowHTTP: plain, host: repo.RegistryStr()}
+	t.counter = &countingTransport{base: base, allowHTTP: plain, host: repo.RegistryStr(), logf: d.Logf}
 	backoff := DefaultBackoff
 	if d.Backoff != nil {
 		backoff = *d.Backoff
@@ -109,7 +112,17 @@ func newRegistryTarget(ctx context.Context, d Destination) (*registryTarget, err
 }
 
 func (t *registryTarget) describe() string { return t.repo.Name() }
-func (t *registryTarget) lockKey() string  { return "registry:" + t.repo.Name() }
+
+// layerLimits are the documented per-layer limits of registries: GHCR
+// refuses layers over 10 GB ("About the Container registry", GitHub docs).
+var layerLimits = map[string]int64{"ghcr.io": 10_000_000_000}
+
+func (t *registryTarget) layerLimit() (int64, string) {
+	h := t.repo.RegistryStr()
+	return layerLimits[h], h
+}
+
+func (t *registryTarget) lockKey() string { return "registry:" + t.repo.Name() }
 func (t *registryTarget) ref(s string) string {
 	return t.repo.Name() + s
 }
@@ -126,6 +139,9 @@ func (t *registryTarget) classify(op string, err error) error {
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
+		if isImmutableRefusal(te) {
+			return fmt.Errorf("%s %s: HTTP %d: %w: %v (a re-run of identical content writes no tag; for repositories with immutable tags publish each build's arch tags with index_mode = \"none\" and write the indexes once, at the end, with index_mode = \"only\")", op, t.repo.Name(), te.StatusCode, ErrImmutableTag, err)
+		}
 		if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
 			return fmt.Errorf("%s %s: HTTP %d with %s: %w: %v", op, t.repo.Name(), te.StatusCode, t.creds, ErrUnauthorized, err)
 		}
@@ -139,7 +155,23 @@ func (t *registryTarget) classify(op string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, t.repo.Name(), err)
 }
 
-func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
+// isImmutableRefusal tells a registry's refusal to overwrite a tag: ECR
+// answers 400 TAG_INVALID "… cannot be overwritten because the repository
+// is immutable" (aws/containers-roadmap#862), Harbor 412 (goharbor/harbor
+// PR #9427), others 409 or 403 naming immutability.
+func isImmutableRefusal(te *transport.Error) bool {
+	if te.StatusCode == http.StatusPreconditionFailed {
+		return true
+	}
+	for _, d := range te.Errors {
+		if strings.Contains(strings.ToLower(d.Message), "immutable") || d.Code == "TAG_IMMUTABLE" {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *registryTarget) writeManifests(ctx context.Context, p *Plan, skip map[string]bool) error {
 	todo := map[name.Reference]remote.Taggable{}
 	for _, m := range p.Manifests {
 		img, err := m.image()
@@ -149,6 +181,9 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 		todo[t.repo.Digest(m.Digest.String())] = img
 	}
 	for _, at := range p.ArchTags {
+		if skip[at.Tag] {
+			continue
+		}
 		img, err := p.Manifests[at.Manifest].image()
 		if err != nil {
 			return err
@@ -157,7 +192,9 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 	}
 	// Progress comes from the transport (file offsets of uploads under way),
 	// not remote.WithProgress: its counting reader would hide the file from
-	// net/http, which then copies through user space instead of sendfile.
+	// net/http, which then, over plain HTTP, copies through user space
+	// instead of sendfile (over TLS the bytes are copied to be encrypted
+	// either way).
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	if t.d.Progress != nil {
@@ -177,7 +214,10 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 			}
 		}()
 	}
-	err := remote.MultiWrite(todo, t.opts...)
+	err := t.uploadChunked(ctx, p)
+	if err == nil {
+		err = remote.MultiWrite(todo, t.opts...)
+	}
 	close(stop)
 	wg.Wait()
 	if err == nil && t.d.Progress != nil {
@@ -187,7 +227,19 @@ func (t *registryTarget) writeManifests(ctx context.Context, p *Plan) error {
 	return t.classify("push to", err)
 }
 
-func (t *registryTarget) tagArch(context.Context, *Plan) error { return nil }
+func (t *registryTarget) tagArch(context.Context, *Plan, map[string]bool) error { return nil }
+
+func (t *registryTarget) head(ctx context.Context, tag string) (string, error) {
+	desc, err := remote.Head(t.repo.Tag(tag), t.opts...)
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return "", nil
+		}
+		return "", t.classify("read "+tag+" from", err)
+	}
+	return desc.Digest.String(), nil
+}
 
 func (t *registryTarget) get(ctx context.Context, tag string) (Existing, error) {
 	desc, err := remote.Get(t.repo.Tag(tag), t.opts...)
@@ -199,6 +251,15 @@ func (t *registryTarget) get(ctx context.Context, tag string) (Existing, error) 
 		return Existing{}, t.classify("read "+tag+" from", err)
 	}
 	return Existing{Found: true, MediaType: string(desc.MediaType), Raw: desc.Manifest}, nil
+}
+
+func (t *registryTarget) hasManifest(ctx context.Context, h v1.Hash) (bool, error) {
+	_, err := remote.Head(t.repo.Digest(h.String()), t.opts...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, t.classify("read "+h.String()+" from", err)
 }
 
 func (t *registryTarget) putIndex(ctx context.Context, tag string, raw []byte) error {
@@ -249,13 +310,14 @@ func (c configLayer) Compressed() (io.ReadCloser, error) {
 }
 
 // countingTransport refuses plain HTTP unless allowed, counts blob uploads
-// and their bytes, and tracks the progress of uploads under way. A file
-// body goes to net/http untouched (so it is sent with sendfile); its
-// progress is its file offset.
+// and their bytes, tracks the progress of uploads under way, and waits out
+// a 429's Retry-After. A file body goes to net/http untouched (so plain
+// HTTP sends it with sendfile); its progress is its file offset.
 type countingTransport struct {
 	base      http.RoundTripper
 	allowHTTP bool
 	host      string
+	logf      func(format string, args ...any)
 	blobs     atomic.Int64
 	bytes     atomic.Int64
 	done      atomic.Int64 // bytes of finished uploads and of blobs the registry had
@@ -268,6 +330,44 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if req.URL.Scheme == "http" && !c.allowHTTP {
 		return nil, fmt.Errorf("refusing plain HTTP to %s (only loopback registries, or insecure = true): %w", req.URL.Host, ErrUnreachable)
 	}
+	resp, err := c.roundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		// go-containerregistry retries a 429 on its own schedule and
+		// ignores Retry-After (Docker Hub and GHCR send it with their
+		// rate limits): wait that long first, so its retry comes after.
+		if wait := retryAfter(resp.Header.Get("Retry-After"), time.Now()); wait > 0 {
+			if c.logf != nil {
+				c.logf("%s: rate limited (429); waiting %s as Retry-After asks", c.host, wait)
+			}
+			if err := sleep(req.Context(), wait); err != nil {
+				resp.Body.Close()
+				return nil, err
+			}
+		}
+	}
+	return resp, err
+}
+
+// maxRetryAfter bounds one wait for a registry's Retry-After.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter reads a Retry-After header (seconds, or an HTTP date),
+// at most maxRetryAfter; 0 when absent or unreadable.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(h); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if at, err := http.ParseTime(h); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+func (c *countingTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	if !isBlobUpload(req) {
 		resp, err := c.base.RoundTrip(req)
 		if err == nil && req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/blobs/") && resp.ContentLength > 0 {

@@ -134,6 +134,7 @@ func checkImage(t testing.TB, ref string, m *Manifest, opts ...remote.Option) {
 }
 
 func TestPublishedIndexesAreReadByIroncoreImageCraneAndSkopeo(t *testing.T) {
+	t.Parallel()
 	ironcore := ociTool(t, "ironcore-image")
 	resolve := ociTool(t, "ironcore-resolve")
 	crane := ociTool(t, "crane")
@@ -172,7 +173,7 @@ func TestPublishedIndexesAreReadByIroncoreImageCraneAndSkopeo(t *testing.T) {
 			t.Errorf("index result %+v", ir)
 		}
 	}
-	if len(tags) != 3 || tags["13.1"].Entries != 4 || tags["13.1-virtualization"].Entries != 2 || tags["13.1-baremetal"].Entries != 2 {
+	if len(tags) != 3 || tags["13.1"].Entries != 4 || tags["13.1-kvm"].Entries != 2 || tags["13.1-metal"].Entries != 2 {
 		t.Fatalf("indexes %+v", res.Indexes)
 	}
 	if len(res.ArchTags) != 4 || len(res.Manifests) != 4 {
@@ -180,11 +181,11 @@ func TestPublishedIndexesAreReadByIroncoreImageCraneAndSkopeo(t *testing.T) {
 	}
 
 	for _, bm := range []string{Virtualization, Baremetal} {
-		tag := repo + ":13.1-" + bm
+		tag := repo + ":13.1-" + IroncoreVariant(bm)
 		// skopeo: the raw index is the one we wrote.
 		raw := run(t, skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+tag)
-		if sha(raw) != tags["13.1-"+bm].Digest {
-			t.Fatalf("skopeo reads %s as %s, we wrote %s", tag, sha(raw), tags["13.1-"+bm].Digest)
+		if sha(raw) != tags["13.1-"+IroncoreVariant(bm)].Digest {
+			t.Fatalf("skopeo reads %s as %s, we wrote %s", tag, sha(raw), tags["13.1-"+IroncoreVariant(bm)].Digest)
 		}
 		var idx v1.IndexManifest
 		if err := json.Unmarshal(raw, &idx); err != nil {
@@ -237,8 +238,8 @@ func TestPublishedIndexesAreReadByIroncoreImageCraneAndSkopeo(t *testing.T) {
 		}
 	}
 	// The combined index: first-match clients asking for linux/arm64 get the
-	// virtualization entry (documented order).
-	if got := run(t, crane, "manifest", "--insecure", "--platform", "linux/arm64", repo+":13.1"); !bytes.Equal(got, manifestOf(p, "arm64", Virtualization).Raw) {
+	// baremetal entry (documented order: what boot-operator can PXE-boot).
+	if got := run(t, crane, "manifest", "--insecure", "--platform", "linux/arm64", repo+":13.1"); !bytes.Equal(got, manifestOf(p, "arm64", Baremetal).Raw) {
 		t.Fatalf("combined index, linux/arm64: %s", got)
 	}
 
@@ -266,6 +267,7 @@ type layerOut struct {
 }
 
 func TestPlatformVariantSelectsTheBootModeInTheCombinedIndex(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 64<<10)
 	o := testOptions()
@@ -293,7 +295,7 @@ func TestPlatformVariantSelectsTheBootModeInTheCombinedIndex(t *testing.T) {
 		}
 	}
 	// Per boot mode indexes keep plain platforms.
-	r2, _ := name.ParseReference(repo + ":13.1-baremetal")
+	r2, _ := name.ParseReference(repo + ":13.1-metal")
 	idx2, _ := remote.Index(r2)
 	im2, err := idx2.IndexManifest()
 	if err != nil || im2.Manifests[0].Platform.Variant != "" {
@@ -350,6 +352,7 @@ func (f *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestPushSurvivesServerErrorsAndDroppedConnectionsMidUpload(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	proxy, host := startProxy(t, reg.Host)
 	proxy.faults = true
@@ -369,7 +372,7 @@ func TestPushSurvivesServerErrorsAndDroppedConnectionsMidUpload(t *testing.T) {
 	// Read back from the registry directly, not through the proxy.
 	for _, m := range p.Manifests {
 		checkImage(t, reg.Host+"/os/faulty@"+m.Digest.String(), m)
-		checkImage(t, reg.Host+"/os/faulty:13.1-"+m.BootMode, m, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: m.Arch}))
+		checkImage(t, reg.Host+"/os/faulty:13.1-"+IroncoreVariant(m.BootMode), m, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: m.Arch}))
 	}
 }
 
@@ -433,19 +436,20 @@ func TestAnUnreachableRegistryIsReportedAsSuch(t *testing.T) {
 }
 
 func TestATagHoldingAnImageIsReplacedOnlyWithForce(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t)
 	fx := makeEntries(t, 8<<10)
 	p := mustPlan(t, fx.entries[:1], testOptions())
 	repo := reg.Host + "/os/x"
-	// Someone tagged a plain image as 13.1-virtualization.
+	// Someone tagged a plain image as 13.1-kvm.
 	img, _ := p.Manifests[0].image()
-	tag, _ := name.NewTag(repo + ":13.1-virtualization")
+	tag, _ := name.NewTag(repo + ":13.1-kvm")
 	if err := remote.Write(tag, img); err != nil {
 		t.Fatal(err)
 	}
 	d := Destination{Repository: repo, LockDir: t.TempDir(), Settle: time.Millisecond}
 	_, err := Publish(context.Background(), p, d)
-	if !errors.Is(err, ErrNotAnIndex) || !strings.Contains(err.Error(), repo+":13.1-virtualization holds a application/vnd.oci.image.manifest.v1+json") {
+	if !errors.Is(err, ErrNotAnIndex) || !strings.Contains(err.Error(), repo+":13.1-kvm holds a application/vnd.oci.image.manifest.v1+json") {
 		t.Fatalf("error %v", err)
 	}
 	got, _ := remote.Get(tag)
@@ -453,7 +457,7 @@ func TestATagHoldingAnImageIsReplacedOnlyWithForce(t *testing.T) {
 		t.Fatal("the refused publish changed the tag")
 	}
 	// It was refused before anything was written: no per-arch tag.
-	archTag, _ := name.NewTag(repo + ":13.1-virtualization-amd64")
+	archTag, _ := name.NewTag(repo + ":13.1-kvm-amd64")
 	if _, err := remote.Head(archTag); err == nil {
 		t.Fatal("the refused publish pushed the per-arch tag")
 	}

@@ -209,6 +209,7 @@ func TestAForbiddenRegistryIsUnauthorizedAndAServerErrorIsNot(t *testing.T) {
 
 // The last progress report is the total, however fast the push was.
 func TestProgressEndsWithTheTotalWhenThePushSucceeds(t *testing.T) {
+	t.Parallel()
 	reg := testsvc.StartRegistry(t).Host
 	fx := makeEntries(t, 8<<10)
 	p := mustPlan(t, fx.entries[:2], testOptions())

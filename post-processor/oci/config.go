@@ -46,23 +46,39 @@ type Config struct {
 	// annotation (for example a git commit). Defaults to none.
 	SourceRevision string `mapstructure:"source_revision"`
 	// Template of the tag of each boot mode's index, one entry per
-	// architecture. Go template over `.Version`, `.Platform` (the boot mode:
+	// architecture. Go template over `.Version`, `.Variant` (IronCore's name
+	// of the boot mode: `kvm` or `metal`), `.Platform` (our name of it:
 	// `virtualization` or `baremetal`), `.Arch` (`amd64`, `arm64`), `.Image`,
-	// `.ImageName` and `.Key`. Defaults to `{{ .Version }}-{{ .Platform }}`,
-	// what ironcore-image v0.5.0 pulls.
+	// `.ImageName` and `.Key`. Defaults to `{{ .Version }}-{{ .Variant }}`:
+	// `13.1-kvm` and `13.1-metal`, what IronCore's os-images publishes and
+	// ironcore-image v0.5.0 pulls.
 	Tag string `mapstructure:"tag"`
 	// More index tags, templates as `tag` (for example
 	// `latest-{{ .Platform }}`). Defaults to none.
 	ExtraTags []string `mapstructure:"extra_tags"`
-	// Also tag each manifest as `<tag>-<arch>`, as ironcore-image's
-	// `--push-sub-manifests` does. Defaults to `true`.
+	// Also tag each manifest as `<tag>-<arch>` (`13.1-kvm-amd64`), as
+	// ironcore-image's `--push-sub-manifests` does. These tags are each
+	// build's own record: an index entry a stale registry read left out is
+	// added back from them by the next merge. Defaults to `true`.
 	ArchTags *bool `mapstructure:"arch_tags"`
 	// Template (as `tag`) of one more index holding every architecture x boot
-	// mode entry, as IronCore issue 101 proposes. Entries are ordered
-	// virtualization before baremetal, then amd64 before arm64: clients that
-	// take the first match for `linux/<arch>` get the virtualization image.
-	// Defaults to none (no combined index).
+	// mode entry, as IronCore issue 101 proposes; IronCore's os-images names
+	// it `{{ .Version }}`. Entries are ordered by `combined_first`, then amd64
+	// before arm64. Defaults to none (no combined index).
 	CombinedTag string `mapstructure:"combined_tag"`
+	// The boot mode whose entries come first in the combined index:
+	// `baremetal` or `virtualization`. Consumers that ignore
+	// `platform.variant` take the first entry of their architecture;
+	// boot-operator can only PXE-boot a baremetal manifest, so it comes
+	// first. Defaults to `baremetal`.
+	CombinedFirst string `mapstructure:"combined_first"`
+	// What this build does with the indexes: `merge` (push the manifest and
+	// its arch tags, then merge its entries into every index tag), `none`
+	// (push the manifest and its arch tags only) or `only` (push nothing;
+	// write every index tag of the version from the arch tags the builds
+	// wrote: the final step after `none` builds, for repositories with
+	// immutable tags, or across machines). Defaults to `merge`.
+	IndexMode string `mapstructure:"index_mode"`
 	// Put the boot mode into `platform.variant` of the combined index's
 	// entries, so `linux/arm64/baremetal` selects one. containerd and docker
 	// then no longer match `linux/<arch>` in that index. The boot mode is
@@ -89,10 +105,19 @@ type Config struct {
 	Password string `mapstructure:"password"`
 	// Blobs uploaded at once. Defaults to 4.
 	Jobs int `mapstructure:"jobs"`
+	// Send layers larger than this many MiB in chunks of this size (PATCH
+	// with Content-Range), resuming a failed chunk from what the registry
+	// received instead of sending the whole layer again; no request then
+	// runs longer than one chunk takes (GHCR cuts requests at 10 minutes).
+	// Defaults to 0: each layer in one request (sent with sendfile over
+	// plain HTTP); a layer over 2 GiB is then sent whole at most twice, a
+	// smaller one retried whole up to 5 times.
+	UploadChunkMiB int `mapstructure:"upload_chunk_mib"`
 	// Replace what a tag holds when it is not an index, is corrupt, or holds
 	// an entry for the same platform that this post-processor did not write.
-	// Entries of other builds are always kept. `packer build -force` sets it
-	// too. Defaults to `false`.
+	// Entries of other builds are always kept (a replaced index gets them
+	// back from their arch tags). `packer build -force` sets it too.
+	// Defaults to `false`.
 	Force bool `mapstructure:"force"`
 
 	ctx interpolate.Context
@@ -129,11 +154,14 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	if c.Password != "" && c.Username == "" {
 		add(fmt.Errorf("password is set without username"))
 	}
+	if c.UploadChunkMiB < 0 {
+		add(fmt.Errorf("upload_chunk_mib = %d: want a positive number of MiB, or 0 for one request per layer", c.UploadChunkMiB))
+	}
 	if c.Jobs < 0 {
 		add(fmt.Errorf("jobs = %d: want a positive number (default 4)", c.Jobs))
 	}
 	// Check the templates now, with sample data, so a typo fails validate.
-	sample := ociimage.TagData{Version: "1.0", Platform: ociimage.Virtualization, Arch: "amd64", Image: "image", ImageName: "image", Key: "key"}
+	sample := ociimage.TagData{Version: "1.0", Variant: "kvm", Platform: ociimage.Virtualization, Arch: "amd64", Image: "image", ImageName: "image", Key: "key"}
 	if c.Tag != "" {
 		if _, err := ociimage.RenderTag("tag", c.Tag, sample); err != nil {
 			add(err)
@@ -148,6 +176,19 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		if _, err := ociimage.RenderTag("combined_tag", c.CombinedTag, sample); err != nil {
 			add(err)
 		}
+	}
+	switch c.IndexMode {
+	case "", ociimage.IndexMerge, ociimage.IndexNone, ociimage.IndexOnly:
+	default:
+		add(fmt.Errorf("index_mode = %q: want %q, %q or %q", c.IndexMode, ociimage.IndexMerge, ociimage.IndexNone, ociimage.IndexOnly))
+	}
+	if c.IndexMode == ociimage.IndexOnly && !c.archTags() {
+		add(fmt.Errorf("index_mode = %q builds the indexes from the arch tags: arch_tags must be true", ociimage.IndexOnly))
+	}
+	switch c.CombinedFirst {
+	case "", ociimage.Baremetal, ociimage.Virtualization:
+	default:
+		add(fmt.Errorf("combined_first = %q: want %q or %q", c.CombinedFirst, ociimage.Baremetal, ociimage.Virtualization))
 	}
 	if c.PlatformVariant && c.CombinedTag == "" {
 		add(fmt.Errorf("platform_variant applies to the combined index: set combined_tag too"))

@@ -29,6 +29,8 @@ type FlatConfig struct {
 	ExtraTags           []string          `mapstructure:"extra_tags" cty:"extra_tags" hcl:"extra_tags"`
 	ArchTags            *bool             `mapstructure:"arch_tags" cty:"arch_tags" hcl:"arch_tags"`
 	CombinedTag         *string           `mapstructure:"combined_tag" cty:"combined_tag" hcl:"combined_tag"`
+	CombinedFirst       *string           `mapstructure:"combined_first" cty:"combined_first" hcl:"combined_first"`
+	IndexMode           *string           `mapstructure:"index_mode" cty:"index_mode" hcl:"index_mode"`
 	PlatformVariant     *bool             `mapstructure:"platform_variant" cty:"platform_variant" hcl:"platform_variant"`
 	Compression         *string           `mapstructure:"compression" cty:"compression" hcl:"compression"`
 	WorkDir             *string           `mapstructure:"work_dir" cty:"work_dir" hcl:"work_dir"`
@@ -37,6 +39,7 @@ type FlatConfig struct {
 	Username            *string           `mapstructure:"username" cty:"username" hcl:"username"`
 	Password            *string           `mapstructure:"password" cty:"password" hcl:"password"`
 	Jobs                *int              `mapstructure:"jobs" cty:"jobs" hcl:"jobs"`
+	UploadChunkMiB      *int              `mapstructure:"upload_chunk_mib" cty:"upload_chunk_mib" hcl:"upload_chunk_mib"`
 	Force               *bool             `mapstructure:"force" cty:"force" hcl:"force"`
 }
 
@@ -71,6 +74,8 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"extra_tags":                 &hcldec.AttrSpec{Name: "extra_tags", Type: cty.List(cty.String), Required: false},
 		"arch_tags":                  &hcldec.AttrSpec{Name: "arch_tags", Type: cty.Bool, Required: false},
 		"combined_tag":               &hcldec.AttrSpec{Name: "combined_tag", Type: cty.String, Required: false},
+		"combined_first":             &hcldec.AttrSpec{Name: "combined_first", Type: cty.String, Required: false},
+		"index_mode":                 &hcldec.AttrSpec{Name: "index_mode", Type: cty.String, Required: false},
 		"platform_variant":           &hcldec.AttrSpec{Name: "platform_variant", Type: cty.Bool, Required: false},
 		"compression":                &hcldec.AttrSpec{Name: "compression", Type: cty.String, Required: false},
 		"work_dir":                   &hcldec.AttrSpec{Name: "work_dir", Type: cty.String, Required: false},
@@ -79,6 +84,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"username":                   &hcldec.AttrSpec{Name: "username", Type: cty.String, Required: false},
 		"password":                   &hcldec.AttrSpec{Name: "password", Type: cty.String, Required: false},
 		"jobs":                       &hcldec.AttrSpec{Name: "jobs", Type: cty.Number, Required: false},
+		"upload_chunk_mib":           &hcldec.AttrSpec{Name: "upload_chunk_mib", Type: cty.Number, Required: false},
 		"force":                      &hcldec.AttrSpec{Name: "force", Type: cty.Bool, Required: false},
 	}
 	return s

@@ -51,6 +51,7 @@ func (c *Config) job(a *artifact.Artifact) (*job, error) {
 	j.dest.Insecure = c.Insecure
 	j.dest.Username, j.dest.Password = c.Username, c.Password
 	j.dest.Jobs = c.Jobs
+	j.dest.ChunkSize = int64(c.UploadChunkMiB) << 20
 
 	version := cmp.Or(c.Version, v.ReleaseVer, v.DistroVersion)
 	imageName := c.ImageName
@@ -69,6 +70,8 @@ func (c *Config) job(a *artifact.Artifact) (*job, error) {
 		ArchTags:        c.archTags(),
 		CombinedTag:     c.CombinedTag,
 		PlatformVariant: c.PlatformVariant,
+		CombinedFirst:   c.CombinedFirst,
+		IndexMode:       c.IndexMode,
 		Compression:     c.Compression,
 		WorkDir:         c.WorkDir,
 		Force:           c.Force,

@@ -48,7 +48,11 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	}
 	job.options.Created = created
 
-	ui.Sayf("Planning %s/%s manifest of %s (%s)", job.entry.Arch, job.entry.BootMode, job.entry.Key, job.dest.Repository+job.dest.Layout)
+	if job.options.IndexMode == ociimage.IndexOnly {
+		ui.Sayf("Planning the indexes of version %s from the arch tags (%s)", job.options.Version, job.dest.Repository+job.dest.Layout)
+	} else {
+		ui.Sayf("Planning %s/%s manifest of %s (%s)", job.entry.Arch, job.entry.BootMode, job.entry.Key, job.dest.Repository+job.dest.Layout)
+	}
 	plan, err := ociimage.NewPlan([]ociimage.Entry{job.entry}, job.options)
 	if err != nil {
 		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
@@ -77,6 +81,11 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		ui.Sayf("Index %s@%s (%d entries, %s)", ir.Ref, ir.Digest, ir.Entries, state)
 	}
 	ui.Sayf("Sent %d blobs, %d bytes (blobs the destination had were not sent)", res.BlobsSent, res.BytesSent)
+	if len(res.TagsWritten) == 0 {
+		ui.Say("Wrote no tag (every tag already held what this build would write)")
+	} else {
+		ui.Sayf("Wrote tags %s", strings.Join(res.TagsWritten, ", "))
+	}
 
 	out := a.Clone()
 	out.Builder = BuilderID
@@ -113,6 +122,7 @@ func resultState(res *ociimage.Result) map[string]string {
 	refs = append(refs, res.ArchTags...)
 	sort.Strings(refs)
 	st["oci_refs"] = strings.Join(refs, ",")
+	st["oci_tags_written"] = strings.Join(res.TagsWritten, ",")
 	return st
 }
 
@@ -126,18 +136,31 @@ type Artifact struct {
 
 var _ packersdk.Artifact = (*Artifact)(nil)
 
-// String lists what was published.
+// String lists what was published, as packer prints it at the end of the
+// build: every manifest and index by reference and digest, and which tags
+// this build wrote (a tag that already held the same is not rewritten).
 func (a *Artifact) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "OCI %s", a.result.Destination)
+	written := map[string]bool{}
+	for _, t := range a.result.TagsWritten {
+		written[t] = true
+	}
+	state := func(tag string) string {
+		if written[tag] {
+			return "written"
+		}
+		return "unchanged"
+	}
 	for _, m := range a.result.Manifests {
-		fmt.Fprintf(&b, "\n  manifest %s/%s %s", m.Arch, m.BootMode, m.Digest)
+		fmt.Fprintf(&b, "\n  manifest %s/%s %s", m.Arch, m.BootMode, m.Ref)
 	}
 	for _, ir := range a.result.Indexes {
-		fmt.Fprintf(&b, "\n  index    %s %s (%d entries)", ir.Tag, ir.Digest, ir.Entries)
+		fmt.Fprintf(&b, "\n  index    %s@%s (%d entries, tag %s)", ir.Ref, ir.Digest, ir.Entries, state(ir.Tag))
 	}
 	for _, t := range a.result.ArchTags {
-		fmt.Fprintf(&b, "\n  tag      %s", t)
+		tag := t[strings.LastIndex(t, ":")+1:]
+		fmt.Fprintf(&b, "\n  tag      %s (%s)", t, state(tag))
 	}
 	return b.String()
 }

@@ -65,7 +65,7 @@ func TestPostProcessWritesALayoutFromTheArtifactsVariant(t *testing.T) {
 	if out.State("oci_manifests") != "amd64/virtualization="+digest {
 		t.Fatalf("oci_manifests %v", out.State("oci_manifests"))
 	}
-	for _, tag := range []string{"13.1", "13.1-virtualization"} {
+	for _, tag := range []string{"13.1", "13.1-kvm"} {
 		d, _ := out.State("oci_index_digest." + tag).(string)
 		if !strings.HasPrefix(d, "sha256:") || !strings.Contains(out.State("oci_indexes").(string), tag+"="+d) {
 			t.Fatalf("index %s: %q in %v", tag, d, out.State("oci_indexes"))
@@ -74,11 +74,20 @@ func TestPostProcessWritesALayoutFromTheArtifactsVariant(t *testing.T) {
 			t.Fatalf("refs %v lack %s", out.State("oci_refs"), tag)
 		}
 	}
-	if !strings.Contains(out.State("oci_refs").(string), layout+":13.1-virtualization-amd64") {
+	if !strings.Contains(out.State("oci_refs").(string), layout+":13.1-kvm-amd64") {
 		t.Fatalf("refs %v lack the arch tag", out.State("oci_refs"))
 	}
-	if s := out.String(); !strings.Contains(s, "manifest amd64/virtualization "+digest) || !strings.Contains(s, "index    13.1-virtualization") {
-		t.Fatalf("String:\n%s", s)
+	if out.State("oci_tags_written") != "13.1-kvm-amd64,13.1,13.1-kvm" {
+		t.Fatalf("oci_tags_written %v", out.State("oci_tags_written"))
+	}
+	// The end-of-build summary names every digest and the tags written.
+	kvm := out.State("oci_index_digest.13.1-kvm").(string)
+	for _, want := range []string{"manifest amd64/virtualization " + layout + "@" + digest,
+		"index    " + layout + ":13.1-kvm@" + kvm + " (1 entries, tag written)",
+		"tag      " + layout + ":13.1-kvm-amd64 (written)"} {
+		if s := out.String(); !strings.Contains(s, want) {
+			t.Fatalf("String lacks %q:\n%s", want, s)
+		}
 	}
 	// The model travels on: a later post-processor reads files and variant.
 	back, err := artifact.From(out)
@@ -94,6 +103,9 @@ func TestPostProcessWritesALayoutFromTheArtifactsVariant(t *testing.T) {
 	if err != nil || out2.State("oci_manifest_digest") != digest {
 		t.Fatalf("second run: %v %v", err, out2.State("oci_manifest_digest"))
 	}
+	if s := out2.String(); out2.State("oci_tags_written") != "" || !strings.Contains(s, "(1 entries, tag unchanged)") || !strings.Contains(s, "13.1-kvm-amd64 (unchanged)") {
+		t.Fatalf("second run wrote %v:\n%s", out2.State("oci_tags_written"), s)
+	}
 }
 
 func TestPostProcessPushesToTheVariantsRegistryTarget(t *testing.T) {
@@ -108,7 +120,7 @@ func TestPostProcessPushesToTheVariantsRegistryTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.State("oci_destination") != reg.Host+"/os/azl" || !strings.Contains(out.State("oci_refs").(string), reg.Host+"/os/azl:4.0-virtualization@sha256:") {
+	if out.State("oci_destination") != reg.Host+"/os/azl" || !strings.Contains(out.State("oci_refs").(string), reg.Host+"/os/azl:4.0-kvm@sha256:") {
 		t.Fatalf("state %v %v", out.State("oci_destination"), out.State("oci_refs"))
 	}
 }
@@ -227,6 +239,10 @@ func TestConfigRejectsBadSettingsNamingThem(t *testing.T) {
 		"extra tag":            {map[string]interface{}{"extra_tags": []string{"ok", "bad tag"}}, `extra_tags[1] "bad tag" renders to "bad tag"`},
 		"combined tag":         {map[string]interface{}{"combined_tag": "{{"}, "combined_tag"},
 		"variant w/o combined": {map[string]interface{}{"platform_variant": true}, "platform_variant applies to the combined index"},
+		"chunk":                {map[string]interface{}{"upload_chunk_mib": -1}, "upload_chunk_mib = -1"},
+		"index mode":           {map[string]interface{}{"index_mode": "later"}, `index_mode = "later": want "merge", "none" or "only"`},
+		"only w/o arch tags":   {map[string]interface{}{"index_mode": "only", "arch_tags": false}, "arch_tags must be true"},
+		"combined first":       {map[string]interface{}{"combined_first": "metal"}, `combined_first = "metal": want "baremetal" or "virtualization"`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
