@@ -19,6 +19,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/artifact"
 	"github.com/osimage/packer-plugin-osimage/internal/ociimage"
 	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
+	"github.com/osimage/packer-plugin-osimage/internal/release"
 )
 
 // BuilderID identifies artifacts of this post-processor.
@@ -38,9 +39,39 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	if err != nil {
 		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
 	}
+	p.config.ApplyVariant(a)
+	// With a release state, the variant's record decides what is left:
+	// nothing, a promotion (the moving tags), or a publish (recorded).
+	sr, err := p.config.planState(ctx, &a.Variant)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
+	}
+	if sr != nil && !sr.publish && !sr.promote {
+		out := a.Clone()
+		out.Builder = BuilderID
+		what := "stage build, not publishing"
+		if sr.stage != release.StepBuild {
+			what = "already published"
+			if sr.record != nil && sr.record.Released != nil {
+				what = "already published and released"
+			}
+			what += " (release state " + sr.rec.String() + "), nothing to do"
+		}
+		ui.Sayf("%s: %s to %s", a.Variant.Key, what, sr.target)
+		return &Artifact{Artifact: out, result: recordedResult(sr), source: a.Id()}, true, false, nil
+	}
 	job, err := p.config.job(a)
 	if err != nil {
 		return nil, false, false, fmt.Errorf("osimage-oci: %w", err)
+	}
+	if sr != nil {
+		sr.applyStage(job)
+		switch {
+		case sr.promote:
+			ui.Sayf("%s: promoting: the version's indexes with the moving tags %v, from the arch tags (no upload)", a.Variant.Key, movingTags(job))
+		case sr.stage == release.StepPublish:
+			ui.Sayf("%s: a pre-release (stage publish): the version's tags only, the moving tags at the release stage", a.Variant.Key)
+		}
 	}
 	created, err := ociimage.Created(os.Getenv, time.Now())
 	if err != nil {
@@ -85,6 +116,13 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		ui.Say("Wrote no tag (every tag already held what this build would write)")
 	} else {
 		ui.Sayf("Wrote tags %s", strings.Join(res.TagsWritten, ", "))
+	}
+
+	if sr != nil {
+		if err := sr.recordRun(ctx, job, res); err != nil {
+			return nil, false, false, fmt.Errorf("osimage-oci: published, but recording it in the release state failed (the next run finds the tags and records them): %w", err)
+		}
+		ui.Sayf("Recorded in the release state (%s)", sr.rec)
 	}
 
 	out := a.Clone()
