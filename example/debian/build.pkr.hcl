@@ -191,6 +191,8 @@ build {
   post-processor "osimage-oci" {
     only       = local.oci
     repository = "${var.registry}/debian/12"
+    # Moving tags: written when the release is promoted, not before.
+    extra_tags = ["latest-{{ .Variant }}"]
   }
 }
 
