@@ -45,6 +45,11 @@ func (a *Artifact) String() string {
 		}
 		fmt.Fprintf(&b, "\n  blob     %s (MD5 %s%s)", pageblob.URLWithoutQuery(u), cmp.Or(a.Extra["blob_md5"], "unknown"), how)
 	}
+	for _, k := range []string{"sbom_url", "signature_url"} {
+		if u := a.Extra[k]; u != "" {
+			fmt.Fprintf(&b, "\n  %-8s %s", strings.TrimSuffix(k, "_url"), u)
+		}
+	}
 	for _, v := range a.versions {
 		fmt.Fprintf(&b, "\n  %-8s %s (%s; regions %s)", v.HyperVGeneration, v.ID, v.Action, strings.Join(v.Regions, ", "))
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/azure/pageblob"
 	"github.com/osimage/packer-plugin-osimage/internal/diskfmt"
 	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
+	"github.com/osimage/packer-plugin-osimage/internal/sbom"
 	"github.com/osimage/packer-plugin-osimage/internal/variant"
 )
 
@@ -210,6 +211,7 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 
 	// Upload.
 	var up pageblob.Result
+	var sidecars map[string]string
 	if c.DryRun {
 		ui.Sayf("dry run, not sent: PUT %s (page blob, %d bytes, from %s), then Put Page for its non-zero pages and Set Blob Properties (Content-MD5)", blobURL, src.Size(), file.Path)
 		up = pageblob.Result{URL: blobURL, Size: src.Size()}
@@ -227,6 +229,9 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		if !up.Reused {
 			ui.Sayf("Uploaded %d bytes in %d requests (%d bytes of data, %d checked already present); MD5 %s", up.BytesSent, up.Requests, up.DataBytes, up.Verified, up.MD5Hex)
 		}
+		if sidecars, err = putSidecars(ctx, ui, tg, a, file, blobName, !up.Reused); err != nil {
+			return nil, err
+		}
 	}
 
 	var res gallery.Result
@@ -241,7 +246,45 @@ func (p *PostProcessor) run(ctx context.Context, ui packersdk.Ui, in packersdk.A
 		}
 		ui.Sayf("Recorded the publish of %s to %s in the release state (%s)", v.ReleaseName, sr.target, sr.rec)
 	}
-	return p.artifactOut(a, file, up, res, dest), nil
+	out := p.artifactOut(a, file, up, res, dest)
+	for k, u := range sidecars {
+		out.Extra[k] = u
+	}
+	return out, nil
+}
+
+// putSidecars uploads the image's SBOM and the uploaded file's detached
+// signature (made by osimage-vhd's signing_key) next to the blob, as block
+// blobs named after it: <blob>.spdx.json (or .cdx.json) and <blob>.sig. It
+// returns their URLs by state key (sbom_url, signature_url).
+func putSidecars(ctx context.Context, ui packersdk.Ui, tg pageblob.Target, a *artifact.Artifact, in artifact.File, blobName string, replace bool) (map[string]string, error) {
+	out := map[string]string{}
+	var files []struct{ key, path, name, ctype string }
+	if fs := a.ByRole(artifact.RoleSBOM); len(fs) == 1 {
+		files = append(files, struct{ key, path, name, ctype string }{"sbom_url", fs[0].Path, blobName + sbom.Ext(fs[0].Format), sbom.MediaType(fs[0].Format)})
+	}
+	for _, f := range a.ByRole(artifact.RoleSig) {
+		if f.Path == in.Path+".sig" {
+			files = append(files, struct{ key, path, name, ctype string }{"signature_url", f.Path, blobName + ".sig", "text/plain"})
+		}
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			return nil, err
+		}
+		u, wrote, err := tg.PutSidecar(ctx, f.name, data, f.ctype, replace)
+		if err != nil {
+			return nil, err
+		}
+		how := "already there"
+		if wrote {
+			how = "uploaded"
+		}
+		ui.Sayf("%s next to the blob: %s (%s)", strings.TrimSuffix(f.key, "_url"), u, how)
+		out[f.key] = u
+	}
+	return out, nil
 }
 
 // cred returns the credential, marked so that its failures are recognised

@@ -21,6 +21,7 @@ import (
 type Config struct {
 	common.PackerConfig      `mapstructure:",squash"`
 	packerutil.VariantConfig `mapstructure:",squash"`
+	packerutil.SigningConfig `mapstructure:",squash"`
 
 	// Registry repository to push to, `host[:port]/path` (for example
 	// `ghcr.io/example/os/debian`). Defaults to the variant's target with
@@ -113,6 +114,14 @@ type Config struct {
 	// plain HTTP); a layer over 2 GiB is then sent whole at most twice, a
 	// smaller one retried whole up to 5 times.
 	UploadChunkMiB int `mapstructure:"upload_chunk_mib"`
+	// Attach the artifact's SBOM (role `sbom`, which osimage-disk writes) to
+	// each pushed manifest as an OCI 1.1 referrer: an artifact manifest
+	// whose `subject` is the manifest, `artifactType`
+	// `application/spdx+json` (or CycloneDX's), read with the referrers API
+	// (`oras discover`) or, on registries without it, from the fallback tag
+	// `sha256-<digest>`; never as a layer (ironcore-image refuses unknown
+	// layer types). Registries only. Defaults to `true`.
+	SBOM *bool `mapstructure:"sbom"`
 	// Replace what a tag holds when it is not an index, is corrupt, or holds
 	// an entry for the same platform that this post-processor did not write.
 	// Entries of other builds are always kept (a replaced index gets them
@@ -136,6 +145,9 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	var errs *packersdk.MultiError
 	add := func(err error) { errs = packersdk.MultiErrorAppend(errs, err) }
+	if err := c.PrepareSigning(); err != nil {
+		add(err)
+	}
 	if err := c.PrepareVariant(); err != nil {
 		add(err)
 	}

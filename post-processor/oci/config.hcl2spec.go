@@ -19,6 +19,9 @@ type FlatConfig struct {
 	PackerUserVars      map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
 	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
 	Variant             *string           `mapstructure:"variant" cty:"variant" hcl:"variant"`
+	SigningKey          *string           `mapstructure:"signing_key" cty:"signing_key" hcl:"signing_key"`
+	SigningKeyEnv       *string           `mapstructure:"signing_key_env" cty:"signing_key_env" hcl:"signing_key_env"`
+	SigningKeyPassword  *string           `mapstructure:"signing_key_password" cty:"signing_key_password" hcl:"signing_key_password"`
 	Repository          *string           `mapstructure:"repository" cty:"repository" hcl:"repository"`
 	LayoutDir           *string           `mapstructure:"layout_dir" cty:"layout_dir" hcl:"layout_dir"`
 	TargetName          *string           `mapstructure:"target" cty:"target" hcl:"target"`
@@ -40,6 +43,7 @@ type FlatConfig struct {
 	Password            *string           `mapstructure:"password" cty:"password" hcl:"password"`
 	Jobs                *int              `mapstructure:"jobs" cty:"jobs" hcl:"jobs"`
 	UploadChunkMiB      *int              `mapstructure:"upload_chunk_mib" cty:"upload_chunk_mib" hcl:"upload_chunk_mib"`
+	SBOM                *bool             `mapstructure:"sbom" cty:"sbom" hcl:"sbom"`
 	Force               *bool             `mapstructure:"force" cty:"force" hcl:"force"`
 }
 
@@ -64,6 +68,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
 		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
 		"variant":                    &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
+		"signing_key":                &hcldec.AttrSpec{Name: "signing_key", Type: cty.String, Required: false},
+		"signing_key_env":            &hcldec.AttrSpec{Name: "signing_key_env", Type: cty.String, Required: false},
+		"signing_key_password":       &hcldec.AttrSpec{Name: "signing_key_password", Type: cty.String, Required: false},
 		"repository":                 &hcldec.AttrSpec{Name: "repository", Type: cty.String, Required: false},
 		"layout_dir":                 &hcldec.AttrSpec{Name: "layout_dir", Type: cty.String, Required: false},
 		"target":                     &hcldec.AttrSpec{Name: "target", Type: cty.String, Required: false},
@@ -85,6 +92,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"password":                   &hcldec.AttrSpec{Name: "password", Type: cty.String, Required: false},
 		"jobs":                       &hcldec.AttrSpec{Name: "jobs", Type: cty.Number, Required: false},
 		"upload_chunk_mib":           &hcldec.AttrSpec{Name: "upload_chunk_mib", Type: cty.Number, Required: false},
+		"sbom":                       &hcldec.AttrSpec{Name: "sbom", Type: cty.Bool, Required: false},
 		"force":                      &hcldec.AttrSpec{Name: "force", Type: cty.Bool, Required: false},
 	}
 	return s

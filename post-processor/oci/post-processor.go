@@ -20,6 +20,7 @@ import (
 	"github.com/osimage/packer-plugin-osimage/internal/ociimage"
 	"github.com/osimage/packer-plugin-osimage/internal/packerutil"
 	"github.com/osimage/packer-plugin-osimage/internal/release"
+	"github.com/osimage/packer-plugin-osimage/internal/sbom"
 )
 
 // BuilderID identifies artifacts of this post-processor.
@@ -118,6 +119,10 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		ui.Sayf("Wrote tags %s", strings.Join(res.TagsWritten, ", "))
 	}
 
+	att, err := p.attach(ctx, ui, a, job, res)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("osimage-oci: pushed, but: %w", err)
+	}
 	if sr != nil {
 		if err := sr.recordRun(ctx, job, res); err != nil {
 			return nil, false, false, fmt.Errorf("osimage-oci: published, but recording it in the release state failed (the next run finds the tags and records them): %w", err)
@@ -136,7 +141,41 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	for k, v := range resultState(res) {
 		out.Extra[k] = v
 	}
-	return &Artifact{Artifact: out, result: res, source: a.Id()}, true, false, nil
+	return &Artifact{Artifact: out, result: res, attached: att, source: a.Id()}, true, false, nil
+}
+
+// attach pushes the SBOM referrer and the signature of each manifest the
+// run pushed (registries only; none for a promotion, which pushes no
+// manifest).
+func (p *PostProcessor) attach(ctx context.Context, ui packersdk.Ui, a *artifact.Artifact, j *job, res *ociimage.Result) (*ociimage.AttachResult, error) {
+	c := &p.config
+	at := ociimage.Attachments{Signer: c.Signer(), Created: j.options.Created.Format(time.RFC3339)}
+	if c.SBOM == nil || *c.SBOM {
+		if fs := a.ByRole(artifact.RoleSBOM); len(fs) == 1 {
+			at.SBOM, at.SBOMMediaType = fs[0].Path, sbom.MediaType(fs[0].Format)
+		}
+	}
+	if len(res.Manifests) == 0 || at.SBOM == "" && at.Signer == nil {
+		return nil, nil
+	}
+	if j.dest.Layout != "" {
+		ui.Say("The SBOM and the signature are attached in registries only; this is an OCI layout: none attached")
+		return nil, nil
+	}
+	att, err := ociimage.Attach(ctx, j.dest, res.Manifests, at)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range att.SBOMReferrers {
+		ui.Sayf("SBOM referrer %s", r)
+	}
+	for _, s := range att.Signatures {
+		ui.Sayf("Signed: %s (cosign verify --key <public key> ...)", s)
+	}
+	for _, s := range att.Unchanged {
+		ui.Sayf("Signature %s already holds this key's signature of the manifest", s)
+	}
+	return att, nil
 }
 
 // resultState is the artifact's state: index digests per tag, the manifest
@@ -168,8 +207,9 @@ func resultState(res *ociimage.Result) map[string]string {
 // metadata (which needs the SDK).
 type Artifact struct {
 	*artifact.Artifact
-	result *ociimage.Result
-	source string
+	result   *ociimage.Result
+	attached *ociimage.AttachResult
+	source   string
 }
 
 var _ packersdk.Artifact = (*Artifact)(nil)
@@ -199,6 +239,14 @@ func (a *Artifact) String() string {
 	for _, t := range a.result.ArchTags {
 		tag := t[strings.LastIndex(t, ":")+1:]
 		fmt.Fprintf(&b, "\n  tag      %s (%s)", t, state(tag))
+	}
+	if at := a.attached; at != nil {
+		for _, r := range at.SBOMReferrers {
+			fmt.Fprintf(&b, "\n  sbom     %s", r)
+		}
+		for _, s := range append(append([]string(nil), at.Signatures...), at.Unchanged...) {
+			fmt.Fprintf(&b, "\n  signed   %s", s)
+		}
 	}
 	return b.String()
 }

@@ -87,6 +87,7 @@ func newTarget(c ClientConfig) (Target, error) {
 	if c.CreateContainer {
 		t.Container = cc
 	}
+	t.container = cc
 	return t, nil
 }
 

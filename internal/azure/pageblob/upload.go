@@ -64,6 +64,8 @@ type Target struct {
 	// secrets are removed from every error Upload returns (Redact);
 	// NewTarget sets them.
 	secrets []string
+	// container reaches the blob's neighbours (PutSidecar).
+	container *container.Client
 }
 
 // Options tune Upload.
