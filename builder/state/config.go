@@ -33,7 +33,8 @@ type Config struct {
 	// `output-<build name>`, osimage-disk's default.
 	OutputDirectory string `mapstructure:"output_directory"`
 	// Check the sha256 of the files found against the record (a read of
-	// every file). Defaults to `true`; `false` checks sizes only.
+	// every file) when a publish is pending, the only step that reads them.
+	// Defaults to `true`; `false` checks sizes only.
 	Verify *bool `mapstructure:"verify"`
 
 	variant  *variant.Variant
